@@ -1,0 +1,80 @@
+"""The ``sscard`` command line.
+
+Every module in this package named ``cmd_*.py`` contributes subcommands through a
+``register(subparsers)`` function and sets ``func`` on its parsers; ``main`` discovers them,
+so adding a command never means editing a central list. A command reports failure by raising
+:class:`CliError` (or any error of the sscard packages): ``main`` prints one clear line and
+exits non-zero, never a traceback (set ``SSCARD_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+
+class CliError(Exception):
+    """A failure to report to the user: a message saying what happened and what to do."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+EPILOG = """examples:
+  sscard terminal                      the pharmacy checkout on the virtual card
+  sscard <command> --help              help and examples for one command
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sscard",
+        description="China social security card (社会保障卡) terminal, card and reader toolkit.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    pkg_path = os.path.dirname(__file__)
+    for info in sorted(pkgutil.iter_modules([pkg_path]), key=lambda m: m.name):
+        if info.name.startswith("cmd_"):
+            module = importlib.import_module(f"{__name__}.{info.name}")
+            module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    debug = args.debug or os.environ.get("SSCARD_DEBUG") == "1"
+    try:
+        rc = args.func(args)
+    except KeyboardInterrupt:
+        print("sscard: interrupted", file=sys.stderr)
+        return 130
+    except CliError as exc:
+        if debug:
+            raise
+        print(f"sscard: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # the last line of defence: a message, never a traceback
+        if debug:
+            raise
+        kind = type(exc).__name__
+        print(f"sscard: {kind}: {exc}", file=sys.stderr)
+        return 1
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

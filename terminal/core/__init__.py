@@ -1,0 +1,1 @@
+"""The transaction core: checkout, admission, discharge and counter flows (no UI toolkit)."""
