@@ -14,8 +14,15 @@ class CommandApdu:
     """A command APDU.
 
     ``le`` is ``None`` when absent, else the number of bytes expected: 1..256 short
-    (256 is encoded ``00``), 1..65536 extended (65536 is encoded ``00 00``).
-    ``extended`` forces the extended-length encoding (ISO 7816-4 section 5.1).
+    (256 is encoded ``00``), 1..65536 extended (65536 is encoded ``00 00``). ``le=0`` is
+    accepted as the wire value ``00`` and normalised to 256 (short) or 65536 (extended).
+    ``extended`` forces the extended-length encoding (ISO 7816-4 section 5.1); it is set
+    automatically when data exceeds 255 bytes or Le exceeds 256, and cleared for case 1,
+    which has no length field to extend.
+
+    CLA ``FF`` is invalid in an interindustry command (ISO 7816-4 §5.4.1; ISO 7816-3 uses
+    it for PPS): :meth:`from_bytes` rejects it with ``6E00``, while the constructor accepts
+    it for reader pseudo-APDUs that never reach a card.
 
     >>> CommandApdu(0x00, 0xA4, 0x02, 0x00, bytes.fromhex("EF05")).to_bytes().hex().upper()
     '00A4020002EF05'
@@ -35,11 +42,17 @@ class CommandApdu:
             if not 0 <= value <= 0xFF:
                 raise ApduError(f"{name} must be one byte, got {value!r}", 0x6A86)
         object.__setattr__(self, "data", bytes(self.data))
+        if self.le is not None and not isinstance(self.le, int):
+            raise ApduError(f"Le must be an int or None, got {self.le!r}", SW_WRONG_LENGTH)
+        if not self.data and self.le is None:
+            object.__setattr__(self, "extended", False)
         limit = 65535 if self.extended else 255
         if len(self.data) > 65535:
             raise ApduError("command data longer than 65535 bytes", SW_WRONG_LENGTH)
         if len(self.data) > limit or (self.le is not None and self.le > 256 and not self.extended):
             object.__setattr__(self, "extended", True)
+        if self.le == 0:
+            object.__setattr__(self, "le", 65536 if self.extended else 256)
         if self.le is not None and not 1 <= self.le <= (65536 if self.extended else 256):
             raise ApduError(f"Le out of range: {self.le}", SW_WRONG_LENGTH)
 
@@ -52,9 +65,12 @@ class CommandApdu:
 
     @property
     def header(self) -> bytes:
+        """CLA INS P1 P2."""
         return bytes((self.cla, self.ins, self.p1, self.p2))
 
     def to_bytes(self) -> bytes:
+        """Encode per ISO 7816-4 §5.1: short ``Lc``/``Le`` of one byte; extended ``00 Lc1 Lc2``
+        and a two-byte Le (three bytes ``00 Le1 Le2`` when there is no data)."""
         out = bytearray(self.header)
         if self.extended:
             if self.data:

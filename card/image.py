@@ -1,0 +1,483 @@
+"""Card and PSAM images: a card as a file (JSON or TOML), validated, sealed, written atomically.
+
+Document shape (schema 1), every binary value as upper-case hex::
+
+    format      "sscard-card" (or "sscard-psam", see card.psam)
+    schema      1
+    test_keys   true  (the keys are the public TEST keys of card.keys)
+    identity    holder and card summary: name, ssn, sex, ethnicity, birthplace, birth_date,
+                bank, area_code, card_number, card_id_code, generation, algorithm, issue_date,
+                expiry_date, pan, psn, category
+    atr         the answer-to-reset announced (T=0 variant; see card.os)
+    policy      pin_policy shared|separate, pin_max_tries, activated
+    pins        {"ssse": PIN, "bank": PIN (separate only)}; PIN = salt, hash
+                (SHA-256 of salt ‖ PIN digits), length, tries_left, initial
+    keys        card keys diversified to level 3 (card.keys)
+    counters    atc (bank application transaction counter)
+    state       card_blocked, blocked_apps
+    files       the MF tree (card.fs)
+    integrity   {"algorithm": "sha256", "sections": {section: digest}}
+
+The integrity seal holds a SHA-256 of every other top-level section in canonical JSON
+(sorted keys, no spaces, UTF-8): a section edited by hand is refused with its name.
+Saving is atomic (temp file in the same directory, fsync, rename, fsync of the directory)
+so a crash leaves either the old or the new image, never half of one.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets
+import tempfile
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from apdu import codec
+from apdu.errors import ApduError
+from card import crypto
+from card.errors import ImageError
+from card.fs import DedicatedFile, node_from_doc
+
+SCHEMA = 1
+CARD_FORMAT = "sscard-card"
+PIN_POLICIES = ("shared", "separate")
+GENERATIONS = ("1.00", "2.00", "2.01", "3.00")
+BANKS = {
+    "ICBC": "中国工商银行",
+    "ABC": "中国农业银行",
+    "BOC": "中国银行",
+    "CCB": "中国建设银行",
+}
+
+# --- canonical form, seal -------------------------------------------------------------
+
+
+def canonical(value: Any) -> bytes:
+    """Canonical JSON bytes of a document section (sorted keys, no whitespace, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def seal(doc: dict[str, Any]) -> dict[str, Any]:
+    """Return ``doc`` with a fresh integrity seal over its other sections."""
+    out = {k: v for k, v in doc.items() if k != "integrity"}
+    out["integrity"] = {
+        "algorithm": "sha256",
+        "sections": {k: hashlib.sha256(canonical(v)).hexdigest() for k, v in sorted(out.items())},
+    }
+    return out
+
+
+def check_seal(doc: dict[str, Any]) -> None:
+    """:class:`ImageError` naming the first section whose digest does not match."""
+    integ = doc.get("integrity")
+    if not isinstance(integ, dict) or integ.get("algorithm") != "sha256":
+        raise ImageError("integrity", "missing or unknown integrity seal")
+    sections = integ.get("sections")
+    if not isinstance(sections, dict):
+        raise ImageError("integrity.sections", "missing")
+    body = {k: v for k, v in doc.items() if k != "integrity"}
+    for name in sorted(set(body) | set(sections)):
+        if name not in sections:
+            raise ImageError(name, "section is not covered by the integrity seal (added by hand?)")
+        if name not in body:
+            raise ImageError(name, "section sealed in the image is missing")
+        if hashlib.sha256(canonical(body[name])).hexdigest() != sections[name]:
+            raise ImageError(
+                name, "content does not match the integrity seal: the image was edited by "
+                "hand or damaged; re-issue the card with 'sscard card issue'"
+            )
+
+
+# --- files: read, atomic write ----------------------------------------------------------
+
+
+def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse a JSON or TOML (by suffix ``.toml``) image; :class:`ImageError` on syntax errors."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ImageError("file", f"{p} does not exist") from None
+    except OSError as exc:
+        raise ImageError("file", f"{p} cannot be read: {exc.strerror}") from None
+    try:
+        if p.suffix.lower() == ".toml":
+            doc: Any = tomllib.loads(raw.decode("utf-8"))
+        else:
+            doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ImageError("file", f"{p} is not a valid {_kind(p)} document: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ImageError("file", f"{p} does not hold an object at its top level")
+    return doc
+
+
+def _kind(p: Path) -> str:
+    return "TOML" if p.suffix.lower() == ".toml" else "JSON"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else (
+        json.dumps(key))
+
+
+def dumps(doc: dict[str, Any], toml: bool = False) -> str:
+    """Serialise an image: pretty JSON, or TOML (one ``key = value`` line per section)."""
+    if not toml:
+        return json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    return "".join(f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in doc.items())
+
+
+def atomic_write(path: str | os.PathLike[str], text: str,
+                 before_rename: Callable[[], None] | None = None) -> None:
+    """Write ``text`` to ``path`` atomically: temp file, fsync, rename, fsync the directory.
+
+    ``before_rename`` runs after the temp file is durable and before it replaces the old
+    file (fault injection uses it to cut power at the worst moment).
+    """
+    p = Path(path)
+    directory = p.parent if str(p.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if before_rename is not None:
+            before_rename()
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class Store:
+    """Where an image is durable. ``load`` returns the last saved document."""
+
+    def load(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def save(self, doc: dict[str, Any], before_commit: Callable[[], None] | None = None) -> None:
+        raise NotImplementedError
+
+
+class FileStore(Store):
+    """An image file; every save is an :func:`atomic_write` of the sealed document."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.toml = self.path.suffix.lower() == ".toml"
+
+    def load(self) -> dict[str, Any]:
+        return read_document(self.path)
+
+    def save(self, doc: dict[str, Any], before_commit: Callable[[], None] | None = None) -> None:
+        atomic_write(self.path, dumps(seal(doc), self.toml), before_commit)
+
+
+class MemoryStore(Store):
+    """An in-memory image (tests, throw-away cards) with the same commit semantics."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self._doc = seal(copy.deepcopy(doc))
+
+    def load(self) -> dict[str, Any]:
+        return copy.deepcopy(self._doc)
+
+    def save(self, doc: dict[str, Any], before_commit: Callable[[], None] | None = None) -> None:
+        sealed = seal(copy.deepcopy(doc))
+        if before_commit is not None:
+            before_commit()
+        self._doc = sealed
+
+
+# --- the card image model ---------------------------------------------------------------
+
+
+@dataclass
+class PinRecord:
+    """One PIN: salted hash, digit count, remaining tries, initial-PIN flag."""
+
+    salt: bytes
+    digest: bytes
+    length: int
+    tries_left: int
+    initial: bool = False
+
+    @classmethod
+    def create(cls, pin: str, tries: int, initial: bool = False) -> PinRecord:
+        salt = secrets.token_bytes(8)
+        return cls(salt, pin_digest(salt, pin), len(pin), tries, initial)
+
+    def matches(self, pin: str) -> bool:
+        return secrets.compare_digest(pin_digest(self.salt, pin), self.digest)
+
+    def set(self, pin: str) -> None:
+        self.salt = secrets.token_bytes(8)
+        self.digest = pin_digest(self.salt, pin)
+        self.length = len(pin)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "salt": self.salt.hex().upper(),
+            "hash": self.digest.hex().upper(),
+            "length": self.length,
+            "tries_left": self.tries_left,
+            "initial": self.initial,
+        }
+
+
+def pin_digest(salt: bytes, pin: str) -> bytes:
+    return hashlib.sha256(salt + pin.encode("ascii")).digest()
+
+
+@dataclass
+class CardImage:
+    """The validated, durable state of one card."""
+
+    identity: dict[str, Any]
+    atr: bytes
+    pin_policy: str
+    pin_max_tries: int
+    activated: bool
+    pins: dict[str, PinRecord]
+    keys: dict[str, bytes]
+    atc: int
+    card_blocked: bool
+    blocked_apps: list[str]
+    mf: DedicatedFile
+    test_keys: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def algorithm(self) -> int:
+        return crypto.ALG_SM4 if self.identity["algorithm"] == "SM4" else crypto.ALG_3DES
+
+    @property
+    def generation(self) -> str:
+        return str(self.identity["generation"])
+
+    @property
+    def historical(self) -> bytes:
+        """ATR historical bytes (the last 13 bytes before TCK, see card.atr)."""
+        return bytes.fromhex(self.identity["historical"])
+
+    def pin_for(self, app: str) -> PinRecord:
+        """The PIN that guards ``app`` (``shared`` policy: always the SSSE PIN)."""
+        if self.pin_policy == "separate" and app == "PBOC":
+            return self.pins["bank"]
+        return self.pins["ssse"]
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "format": CARD_FORMAT,
+            "schema": SCHEMA,
+            "test_keys": self.test_keys,
+            "identity": copy.deepcopy(self.identity),
+            "atr": self.atr.hex().upper(),
+            "policy": {
+                "pin_policy": self.pin_policy,
+                "pin_max_tries": self.pin_max_tries,
+                "activated": self.activated,
+            },
+            "pins": {k: v.to_doc() for k, v in self.pins.items()},
+            "keys": {k: v.hex().upper() for k, v in sorted(self.keys.items())},
+            "counters": {"atc": self.atc},
+            "state": {"card_blocked": self.card_blocked, "blocked_apps": list(self.blocked_apps)},
+            "files": self.mf.to_doc(),
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], verify_seal: bool = True) -> CardImage:
+        """Validate a document and build the image; :class:`ImageError` names the field."""
+        if doc.get("format") != CARD_FORMAT:
+            raise ImageError("format", f"expected {CARD_FORMAT!r}, got {doc.get('format')!r}")
+        if doc.get("schema") != SCHEMA:
+            raise ImageError("schema", f"unsupported schema {doc.get('schema')!r} "
+                             f"(this sscard reads schema {SCHEMA})")
+        if verify_seal:
+            check_seal(doc)
+        test_keys = doc.get("test_keys")
+        if not isinstance(test_keys, bool):
+            raise ImageError("test_keys", "must be true or false")
+        identity = _section(doc, "identity")
+        validate_identity(identity)
+        atr = _hexfield(doc.get("atr"), "atr")
+        if len(atr) < 2 or atr[0] not in (0x3B, 0x3F):
+            raise ImageError("atr", "must start with 3B or 3F")
+        policy = _section(doc, "policy")
+        pin_policy = policy.get("pin_policy", "shared")
+        if pin_policy not in PIN_POLICIES:
+            raise ImageError("policy.pin_policy", "must be 'shared' or 'separate'")
+        max_tries = policy.get("pin_max_tries", 3)
+        if not isinstance(max_tries, int) or isinstance(max_tries, bool) or not 1 <= max_tries <= 15:
+            raise ImageError("policy.pin_max_tries", "must be an integer 1..15")
+        activated = policy.get("activated", True)
+        if not isinstance(activated, bool):
+            raise ImageError("policy.activated", "must be true or false")
+        pins_doc = _section(doc, "pins")
+        needed = ["ssse"] + (["bank"] if pin_policy == "separate" else [])
+        pins: dict[str, PinRecord] = {}
+        for name in needed:
+            pins[name] = _pin(pins_doc.get(name), f"pins.{name}", max_tries)
+        for name in pins_doc:
+            if name not in needed:
+                raise ImageError(f"pins.{name}", f"not used under pin_policy {pin_policy!r}")
+        keys_doc = _section(doc, "keys")
+        keys: dict[str, bytes] = {}
+        for name, value in keys_doc.items():
+            key = _hexfield(value, f"keys.{name}")
+            if len(key) != 16:
+                raise ImageError(f"keys.{name}", "a card key is 16 bytes")
+            keys[name] = key
+        for name in ("IRK", "RKSSSE", "PUK", "UKSSSE", "BK", "LK"):
+            if name not in keys:
+                raise ImageError(f"keys.{name}", "missing")
+        counters = _section(doc, "counters")
+        atc = counters.get("atc", 0)
+        if not isinstance(atc, int) or isinstance(atc, bool) or not 0 <= atc <= 0xFFFF:
+            raise ImageError("counters.atc", "must be an integer 0..65535")
+        state = _section(doc, "state")
+        card_blocked = state.get("card_blocked", False)
+        if not isinstance(card_blocked, bool):
+            raise ImageError("state.card_blocked", "must be true or false")
+        blocked_apps = state.get("blocked_apps", [])
+        if not isinstance(blocked_apps, list) or not all(isinstance(a, str) for a in blocked_apps):
+            raise ImageError("state.blocked_apps", "must be a list of application names")
+        mf = node_from_doc(doc.get("files"), "files")
+        if not isinstance(mf, DedicatedFile) or mf.fid != 0x3F00:
+            raise ImageError("files", "the root must be the MF (df, fid 3F00)")
+        return cls(identity, atr, pin_policy, max_tries, activated, pins, keys, atc,
+                   card_blocked, blocked_apps, mf, test_keys)
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name)
+    if not isinstance(value, dict):
+        raise ImageError(name, "missing or not an object")
+    return value
+
+
+def _hexfield(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise ImageError(where, "must be a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise ImageError(where, "is not valid hex") from None
+
+
+def _pin(value: Any, where: str, max_tries: int) -> PinRecord:
+    if not isinstance(value, dict):
+        raise ImageError(where, "missing or not an object")
+    salt = _hexfield(value.get("salt"), f"{where}.salt")
+    digest = _hexfield(value.get("hash"), f"{where}.hash")
+    if len(digest) != 32:
+        raise ImageError(f"{where}.hash", "must be a SHA-256 digest (32 bytes)")
+    length = value.get("length")
+    if not isinstance(length, int) or not 4 <= length <= 12:
+        raise ImageError(f"{where}.length", "must be an integer 4..12")
+    tries = value.get("tries_left")
+    if not isinstance(tries, int) or isinstance(tries, bool) or not 0 <= tries <= max_tries:
+        raise ImageError(f"{where}.tries_left", f"must be between 0 and {max_tries}")
+    initial = value.get("initial", False)
+    if not isinstance(initial, bool):
+        raise ImageError(f"{where}.initial", "must be true or false")
+    return PinRecord(salt, digest, length, tries, initial)
+
+
+def _date(value: Any, where: str) -> dt.date:
+    if not isinstance(value, str) or len(value) != 8 or not value.isdigit():
+        raise ImageError(where, "must be a date YYYYMMDD")
+    try:
+        return dt.date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        raise ImageError(where, f"{value} is not a calendar date") from None
+
+
+def validate_identity(ident: dict[str, Any]) -> None:
+    """Check the identity section; :class:`ImageError` names the first bad field."""
+    for key in ("name", "ssn", "sex", "birth_date", "bank", "area_code", "card_number",
+                "card_id_code", "generation", "algorithm", "issue_date", "expiry_date",
+                "historical", "pan"):
+        if not isinstance(ident.get(key), str):
+            raise ImageError(f"identity.{key}", "missing or not a string")
+    if not codec.id_number_valid(ident["ssn"]):
+        raise ImageError("identity.ssn", "not a valid resident ID number (check digit wrong)")
+    if not codec.card_number_valid(ident["card_number"]):
+        raise ImageError("identity.card_number", "check character wrong")
+    if ident["sex"] not in ("1", "2", "9"):
+        raise ImageError("identity.sex", "must be 1 (male), 2 (female) or 9 (unstated)")
+    if ident["bank"] not in BANKS:
+        raise ImageError("identity.bank", f"must be one of {', '.join(BANKS)}")
+    area = ident["area_code"]
+    if len(area) != 6 or not area.isdigit():
+        raise ImageError("identity.area_code", "must be 6 digits")
+    if ident["generation"] not in GENERATIONS:
+        raise ImageError("identity.generation", f"must be one of {', '.join(GENERATIONS)}")
+    if ident["algorithm"] not in ("3DES", "SM4"):
+        raise ImageError("identity.algorithm", "must be 3DES or SM4")
+    for key in ("birth_date", "issue_date", "expiry_date"):
+        _date(ident[key], f"identity.{key}")
+    try:
+        cid = codec.CardIdCode.from_hex(ident["card_id_code"])
+    except ApduError as exc:
+        raise ImageError("identity.card_id_code", str(exc)) from None
+    if cid.city != area:
+        raise ImageError("identity.card_id_code", "city code differs from identity.area_code")
+    if cid.auth != card_id_auth(area, cid.serial):
+        raise ImageError("identity.card_id_code", "authentication code (check) wrong")
+    hist = _hexfield(ident["historical"], "identity.historical")
+    if len(hist) != 13:
+        raise ImageError("identity.historical", "must be 13 bytes")
+    if not ident["pan"].isdigit() or not 13 <= len(ident["pan"]) <= 19:
+        raise ImageError("identity.pan", "must be 13..19 digits")
+    try:
+        ident["name"].encode("gbk")
+    except UnicodeEncodeError:
+        raise ImageError("identity.name", "cannot be written in GBK") from None
+
+
+def card_id_auth(area: str, serial_hex: str) -> str:
+    """The 4-byte authentication code of a card identification code (sscard check).
+
+    The standard leaves its computation to the issuer; sscard uses the first four bytes of
+    SHA-256 over ``area(ASCII) ‖ D1 56 00 00 05 ‖ serial`` so an invented or mistyped code
+    is detected.
+    """
+    digest = hashlib.sha256(area.encode() + codec.RID_MOHRSS + bytes.fromhex(serial_hex)).digest()
+    return digest[:4].hex().upper()
+
+
+def load_card_image(path: str | os.PathLike[str]) -> CardImage:
+    """Read, check and build a card image from a file."""
+    return CardImage.from_doc(read_document(path))

@@ -1,0 +1,74 @@
+"""The table of transaction codes: each infno's input model, handler and properties.
+
+Handlers live in :mod:`ledger.settle` (settlement, inpatient, reversal),
+:mod:`ledger.lifecycle` (card lifecycle and counter operations) and
+:mod:`ledger.queries` (lookups, reconciliation, cumulative totals); they register here with
+:func:`op`. A handler runs inside one database transaction and returns the ``output``
+object; raising a :class:`~ledger.errors.HostError` rolls everything back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from ledger.store.base import Tx
+
+if TYPE_CHECKING:
+    from ledger.service import HostService
+
+
+@dataclass
+class Ctx:
+    """What a handler knows about the request besides its input."""
+
+    service: HostService
+    infno: str
+    msgid: str
+    fixmedins_code: str
+    mdtrtarea_admvs: str
+    opter: str
+    now: datetime
+    inst: dict[str, Any]
+    paasid: str = "inproc"
+
+    @property
+    def day(self) -> str:
+        return self.now.strftime("%Y-%m-%d")
+
+    @property
+    def ts(self) -> str:
+        return self.now.strftime("%Y-%m-%d %H:%M:%S")
+
+    @property
+    def iso(self) -> str:
+        return self.now.isoformat()
+
+
+Handler = Callable[[Ctx, Tx, Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Op:
+    infno: str
+    name: str
+    model: type[BaseModel]
+    fn: Handler
+    writes: bool
+    reversible: bool
+
+
+OPS: dict[str, Op] = {}
+
+
+def op(infno: str, name: str, model: type[BaseModel], *, writes: bool = True,
+       reversible: bool = False) -> Callable[[Handler], Handler]:
+    """Register ``fn`` as the handler of ``infno``."""
+    def deco(fn: Handler) -> Handler:
+        OPS[infno] = Op(infno, name, model, fn, writes, reversible)
+        return fn
+    return deco

@@ -1,0 +1,279 @@
+"""The host service: the NHSA-shaped transaction dispatcher (spec/host.md §1–§2).
+
+``HostService.call(request) -> response`` is the in-process API; the HTTP server
+(:mod:`ledger.http`) and the terminal client (:mod:`ledger.client`) both go through it.
+
+For every request, in this order:
+
+1. parse the JSON and validate the envelope (:class:`~ledger.schemas.Envelope`);
+2. find the transaction code and validate its ``input`` with that code's model;
+3. check the institution and the terminal's sign-in (``sign_no`` from 9001);
+4. in ONE database transaction: look the ``msgid`` up — a msgid already applied returns
+   its first answer (or is refused if the content differs, or if it was reversed) —
+   otherwise run the handler and record the answer under the msgid.
+
+A failure at any step answers ``infcode = -1`` with a precise ``err_msg`` and writes
+nothing; ``call`` never raises and never leaks a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from ledger import books
+from ledger.errors import AuthError, BadRequest, HostError, MsgidConflict, NotFound, Refused
+from ledger.policy import Policy, load_policies, policy_from_text
+from ledger.registry import OPS, Ctx
+from ledger.schemas import Envelope, validate
+from ledger.store.base import Store, Tx, open_store
+from ledger.verify import IdVerifier, default_verifier
+
+log = logging.getLogger("sscard.host")
+
+CST = timezone(timedelta(hours=8), "CST")
+"""China Standard Time: the host's business day."""
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POLICY_DIR = REPO_ROOT / "fixtures" / "policies"
+
+
+def now_cst() -> datetime:
+    return datetime.now(CST)
+
+
+def _load_handlers() -> None:
+    # imported for their registrations
+    from ledger import lifecycle, queries, settle  # noqa: F401
+
+
+def digest(env: Mapping[str, Any]) -> str:
+    """The idempotency fingerprint of a request: what it asks, not when or by which session."""
+    core = {k: env.get(k) for k in ("infno", "fixmedins_code", "mdtrtarea_admvs",
+                                    "insuplc_admdvs", "input")}
+    raw = json.dumps(core, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class HostService:
+    """The host: books, policy, lifecycle behind one ``call`` (spec/host.md).
+
+    ``clock`` returns the host's current time (timezone-aware); ``verifier`` is the
+    national ID check of seed rule C4; ``require_sign_in`` makes every code but 9001 need
+    an open sign-in (``sign_no``).
+    """
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
+                 verifier: IdVerifier | None = None, require_sign_in: bool = True) -> None:
+        _load_handlers()
+        self.store = store
+        self.clock = clock or now_cst
+        self.verifier = verifier or default_verifier()
+        self.require_sign_in = require_sign_in
+        self._policies: dict[str, Policy] | None = None
+        self._institutions: dict[str, dict[str, Any]] | None = None
+
+    @classmethod
+    def open(cls, url: str, **kw: Any) -> HostService:
+        """Open the host on a prepared database (``sscard host init``)."""
+        store = open_store(url)
+        store.require_schema()
+        return cls(store, **kw)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- configuration held in the database -----------------------------------------------
+
+    @property
+    def policies(self) -> dict[str, Policy]:
+        if self._policies is None:
+            rows = self.store.run(lambda tx: tx.all("SELECT admdvs, body FROM policies"))
+            self._policies = {str(a): policy_from_text(str(b)) for a, b in rows}
+        return self._policies
+
+    def policy(self, admdvs: str) -> Policy:
+        try:
+            return self.policies[admdvs]
+        except KeyError:
+            raise Refused(f"no settlement policy for area {admdvs} at this host; "
+                          f"known areas: {', '.join(sorted(self.policies))}") from None
+
+    def institution(self, code: str) -> dict[str, Any]:
+        if self._institutions is None:
+            rows = self.store.run(lambda tx: tx.all(
+                "SELECT fixmedins_code, name, kind, admdvs, designated, bank FROM institutions"))
+            self._institutions = {
+                str(r[0]): {"code": r[0], "name": r[1], "kind": r[2], "admdvs": r[3],
+                            "designated": bool(r[4]), "bank": r[5]} for r in rows}
+        inst = self._institutions.get(code)
+        if inst is None:
+            raise Refused(f"institution {code} is not registered at this host: register it in "
+                          "the area policy and run `sscard host init` again")
+        return inst
+
+    # -- the dispatcher -----------------------------------------------------------------
+
+    def call(self, request: Mapping[str, Any] | bytes | str, *,
+             paasid: str | None = None) -> dict[str, Any]:
+        """Answer one request envelope; never raises (spec/host.md §1)."""
+        now = self.clock()
+        msgid = ""
+        try:
+            if isinstance(request, bytes | str):
+                try:
+                    request = json.loads(request)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+            if not isinstance(request, Mapping):
+                raise BadRequest("the request body must be a JSON object (the envelope)")
+            if isinstance(request.get("msgid"), str):
+                msgid = request["msgid"]
+            env: Envelope = validate(Envelope, request, "request")
+            op = OPS.get(env.infno)
+            if op is None:
+                raise BadRequest(f"unknown infno {env.infno}: this host implements "
+                                 f"{', '.join(sorted(OPS))}")
+            if env.msgid[:12] != env.fixmedins_code:
+                raise BadRequest(f"msgid {env.msgid} must start with the institution code "
+                                 f"{env.fixmedins_code} (spec/host.md §1)")
+            data = validate(op.model, env.input, "input")
+            inst = self.institution(env.fixmedins_code)
+            if inst["admdvs"] != env.mdtrtarea_admvs:
+                raise BadRequest(f"mdtrtarea_admvs {env.mdtrtarea_admvs} is not the area of "
+                                 f"institution {env.fixmedins_code} ({inst['admdvs']})")
+            ctx = Ctx(service=self, infno=env.infno, msgid=env.msgid,
+                      fixmedins_code=env.fixmedins_code, mdtrtarea_admvs=env.mdtrtarea_admvs,
+                      opter=env.opter, now=now, inst=inst, paasid=paasid or "inproc")
+            fp = digest(request)
+
+            def work(tx: Tx) -> tuple[dict[str, Any], str]:
+                if env.infno != "9001" and self.require_sign_in:
+                    self._check_sign_in(tx, env, paasid)
+                if not op.writes:
+                    return op.fn(ctx, tx, data), ""
+                row = tx.one("SELECT digest, status, response, infno FROM requests "
+                             "WHERE msgid = ?", (env.msgid,))
+                if row is not None:
+                    return self._replay(tx, env, fp, row), "duplicate"
+                output = op.fn(ctx, tx, data)
+                answer = self._ok(env.msgid, env.inf_time, now, output)
+                tx.execute("INSERT INTO requests (msgid, infno, digest, status, response, "
+                           "fixmedins_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (env.msgid, env.infno, fp, "done",
+                            json.dumps(answer, ensure_ascii=False), env.fixmedins_code,
+                            now.isoformat()))
+                return answer, "fresh"
+
+            result, how = self.store.run(work)
+            if how == "duplicate":
+                return result
+            if how == "":
+                return self._ok(env.msgid, env.inf_time, now, result)
+            return result
+        except HostError as exc:
+            return self._fail(msgid, now, exc.message, exc.code)
+        except Exception:
+            ref = uuid.uuid4().hex[:12]
+            log.exception("internal error %s answering msgid %s", ref, msgid)
+            return self._fail(msgid, now, f"internal error (reference {ref}): nothing was "
+                              "written; send the same request again or report the reference",
+                              "internal")
+
+    def _check_sign_in(self, tx: Tx, env: Envelope, paasid: str | None) -> None:
+        if not env.sign_no:
+            raise AuthError("sign_no is missing: the terminal must sign in (9001) first")
+        row = tx.one("SELECT fixmedins_code, signed_out_at, paasid FROM signins "
+                     "WHERE sign_no = ?", (env.sign_no,))
+        if row is None:
+            raise AuthError(f"sign_no {env.sign_no} is unknown: sign in (9001) again")
+        if row[0] != env.fixmedins_code:
+            raise AuthError(f"sign_no {env.sign_no} belongs to another institution")
+        if row[1]:
+            raise AuthError(f"sign_no {env.sign_no} was signed out at {row[1]}: "
+                            "sign in (9001) again")
+        if paasid is not None and row[2] != paasid:
+            raise AuthError(f"sign_no {env.sign_no} belongs to another terminal")
+
+    def _replay(self, tx: Tx, env: Envelope, fp: str,
+                row: tuple[Any, ...]) -> dict[str, Any]:
+        stored_digest, status, response, infno = row
+        if status == "reversed_unseen":
+            raise Refused(f"msgid {env.msgid} was reversed (2601) before it arrived: it was "
+                          "not applied; send a new request with a new msgid",
+                          code="reversed")
+        if stored_digest != fp:
+            raise MsgidConflict(f"msgid {env.msgid} was already used for a different "
+                                f"{infno} request: use a new msgid for a new request")
+        rv = tx.one("SELECT msgid FROM reversals WHERE omsgid = ?", (env.msgid,))
+        if rv is not None:
+            raise Refused(f"msgid {env.msgid} was applied and then reversed by 2601 message "
+                          f"{rv[0]}: its effect is undone; send a new request with a new msgid",
+                          code="reversed")
+        answer: dict[str, Any] = json.loads(response)
+        return answer
+
+    @staticmethod
+    def _ok(msgid: str, inf_time: str, now: datetime,
+            output: dict[str, Any]) -> dict[str, Any]:
+        return {"infcode": 0, "inf_refmsgid": msgid, "refmsg_time": inf_time,
+                "respond_time": now.strftime("%Y-%m-%d %H:%M:%S"), "err_msg": "",
+                "err_code": "", "warn_msg": "", "output": output}
+
+    @staticmethod
+    def _fail(msgid: str, now: datetime, message: str, code: str) -> dict[str, Any]:
+        t = now.strftime("%Y-%m-%d %H:%M:%S")
+        return {"infcode": -1, "inf_refmsgid": msgid, "refmsg_time": t, "respond_time": t,
+                "err_msg": message, "err_code": code, "warn_msg": "", "output": {}}
+
+
+# -- set-up ---------------------------------------------------------------------------------
+
+def initialize(store: Store, policy_dir: str | Path | None = None) -> dict[str, Any]:
+    """``sscard host init``: run the migrations, load the area policies and institutions,
+    open the area and institution accounts. Safe to run again (it updates the policies)."""
+    applied = store.migrate()
+    policies = load_policies(policy_dir or DEFAULT_POLICY_DIR)
+
+    def load(tx: Tx) -> None:
+        for pol in policies.values():
+            tx.execute("INSERT INTO policies (admdvs, version, body) VALUES (?, ?, ?) "
+                       "ON CONFLICT (admdvs) DO UPDATE SET version = excluded.version, "
+                       "body = excluded.body", (pol.admdvs, pol.version, pol.raw))
+            for acct in (books.fund(pol.admdvs), books.fee(pol.admdvs),
+                         books.contrib(pol.admdvs)):
+                books.open_account(tx, acct, pol.admdvs)
+            for b in pol.banks:
+                books.open_account(tx, books.deposits(b), b)
+            for inst in pol.institutions:
+                tx.execute(
+                    "INSERT INTO institutions (fixmedins_code, name, kind, admdvs, designated, "
+                    "bank) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fixmedins_code) DO UPDATE SET "
+                    "name = excluded.name, kind = excluded.kind, admdvs = excluded.admdvs, "
+                    "designated = excluded.designated, bank = excluded.bank",
+                    (inst.code, inst.name, inst.kind, pol.admdvs, int(inst.designated),
+                     inst.bank))
+                books.open_account(tx, books.clearing(inst.code), inst.code)
+                books.open_account(tx, books.cash(inst.code), inst.code)
+        books.open_account(tx, books.EXTERNAL_CASH, "-")
+        tx.execute("INSERT INTO settings (key, value) VALUES ('old_card_transition', 'open') "
+                   "ON CONFLICT (key) DO NOTHING")
+
+    store.run(load)
+    return {"migrations": applied, "areas": sorted(policies),
+            "institutions": sum(len(p.institutions) for p in policies.values())}
+
+
+def require(cond: bool, exc: HostError) -> None:
+    """Raise ``exc`` unless ``cond``."""
+    if not cond:
+        raise exc
+
+
+__all__ = ["CST", "HostService", "NotFound", "initialize", "now_cst"]

@@ -1,0 +1,158 @@
+"""The storage interface the books use, and the versioned migration runner.
+
+A :class:`Store` runs a function inside one serialisable transaction
+(:meth:`Store.run`), retrying it from the start when the database reports a transient
+conflict (SQLite busy, PostgreSQL serialization failure or deadlock). The function must
+therefore only touch the database through the :class:`Tx` it is given and have no other
+side effect: the retry is then invisible to the caller.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, TypeVar
+
+from ledger.errors import BadRequest, StoreBusy
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+MIGRATIONS_PACKAGE = "ledger.store.migrations"
+
+
+class Retry(Exception):
+    """Raised by a back end inside a transaction when it must be run again."""
+
+
+class Tx(ABC):
+    """One open transaction. SQL uses ``?`` placeholders on every back end."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+
+    @abstractmethod
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        """Run a query; return its first row or ``None``."""
+
+    @abstractmethod
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run a query; return all rows."""
+
+    @abstractmethod
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run a statement once per parameter row (bulk insert)."""
+
+
+class Store(ABC):
+    """A database holding the books."""
+
+    dialect: str = ""
+    url: str = ""
+    max_attempts: int = 60
+
+    @abstractmethod
+    def _attempt(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn`` in one transaction; raise :class:`Retry` on a transient conflict."""
+
+    @abstractmethod
+    def script(self, sql: str) -> None:
+        """Run a multi-statement DDL script in its own transaction."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close every connection this store opened."""
+
+    def run(self, fn: Callable[[Tx], T]) -> T:
+        """Run ``fn(tx)`` in one transaction, retrying it on transient conflicts."""
+        delay = 0.001
+        for _ in range(self.max_attempts):
+            try:
+                return self._attempt(fn)
+            except Retry:
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.05)
+        raise StoreBusy("the database stayed busy after every retry; nothing was written, "
+                        "send the same request again")
+
+    # -- migrations ---------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        def q(tx: Tx) -> int:
+            try:
+                row = tx.one("SELECT MAX(version) FROM schema_version")
+            except Exception:  # the table does not exist yet
+                return 0
+            return int(row[0]) if row and row[0] is not None else 0
+        try:
+            return self.run(q)
+        except Exception:
+            return 0
+
+    def migrate(self) -> list[int]:
+        """Apply every migration newer than the schema; return the versions applied."""
+        have = self.schema_version()
+        applied: list[int] = []
+        for version, name, sql in available_migrations(self.dialect):
+            if version <= have:
+                continue
+            now = datetime.now(UTC).isoformat()
+            self.script(sql + f"\nINSERT INTO schema_version (version, name, applied_at) "
+                              f"VALUES ({version}, '{name}', '{now}');\n")
+            applied.append(version)
+        return applied
+
+    def require_schema(self) -> None:
+        """Refuse to work on a database that ``sscard host init`` has not prepared."""
+        want = max(v for v, _, _ in available_migrations(self.dialect))
+        have = self.schema_version()
+        if have < want:
+            raise BadRequest(
+                f"database {self.safe_url()} has schema version {have}, this host needs {want}: "
+                f"run `sscard host init --db {self.safe_url()}`")
+
+    def safe_url(self) -> str:
+        """The URL without any password."""
+        u = self.url
+        if "@" in u and "://" in u:
+            scheme, rest = u.split("://", 1)
+            cred, host = rest.rsplit("@", 1)
+            user = cred.split(":", 1)[0]
+            return f"{scheme}://{user}@{host}"
+        return u
+
+
+def available_migrations(dialect: str) -> list[tuple[int, str, str]]:
+    """The versioned migrations: ``NNNN_name.sql`` (portable) + ``NNNN_name.<dialect>.sql``."""
+    files = {f.name: f for f in resources.files(MIGRATIONS_PACKAGE).iterdir()
+             if f.name.endswith(".sql")}
+    out = []
+    for name in sorted(files):
+        parts = name.split(".")
+        if len(parts) != 2:
+            continue
+        stem = parts[0]
+        version = int(stem.split("_", 1)[0])
+        sql = files[name].read_text(encoding="utf-8")
+        extra = files.get(f"{stem}.{dialect}.sql")
+        if extra is not None:
+            sql += "\n" + extra.read_text(encoding="utf-8")
+        out.append((version, stem, sql))
+    return out
+
+
+def open_store(url: str) -> Store:
+    """Open the store a database URL names: ``sqlite:///path`` or ``postgresql://…``."""
+    if url.startswith("sqlite://"):
+        from ledger.store.sqlite import SqliteStore
+        return SqliteStore(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        from ledger.store.postgres import PostgresStore
+        return PostgresStore(url)
+    raise BadRequest(f"unsupported database URL {url!r}: use sqlite:///path/host.db or "
+                     "postgresql://user@host:5432/dbname")

@@ -1,0 +1,152 @@
+"""PostgreSQL back end through psycopg 3: SERIALIZABLE transactions with a retry loop.
+
+Every transaction runs at ``SERIALIZABLE``; a serialization failure (SQLSTATE 40001), a
+deadlock (40P01) or a unique violation caused by a concurrent insert of the same key
+re-runs the whole transaction function. Keys are chosen by the client (msgid-derived), no
+sequence is used, so the same SQL runs on PostgreSQL-compatible distributed engines
+(CockroachDB, YugabyteDB): see the ``ledger`` package docstring.
+
+The URL may carry ``?schema=name`` (sscard's own parameter): the store then works inside
+that schema (``search_path``), which is how the tests isolate each other.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pgerr
+
+from ledger.errors import BadRequest
+from ledger.store.base import Retry, Row, Store, Tx
+
+T = TypeVar("T")
+
+_RETRYABLE = (pgerr.SerializationFailure, pgerr.DeadlockDetected, pgerr.UniqueViolation)
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class PostgresTx(Tx):
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cur = self.conn.execute(_pg(sql), params, prepare=True)  # type: ignore[call-overload]
+        return int(cur.rowcount)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        cur = self.conn.execute(_pg(sql), params, prepare=True)  # type: ignore[call-overload]
+        row: Row | None = cur.fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self.conn.execute(_pg(sql), params, prepare=True)  # type: ignore[call-overload]
+        return list(cur.fetchall())
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(_pg(sql), list(rows))  # type: ignore[arg-type]
+
+
+def split_schema(url: str) -> tuple[str, str | None]:
+    """Remove sscard's ``schema`` query parameter from a PostgreSQL URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    if schema is not None and not _SCHEMA_RE.match(schema):
+        raise BadRequest(f"schema {schema!r} must be a lower-case SQL identifier")
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+class PostgresStore(Store):
+    """The books in a PostgreSQL (or wire-compatible) database."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conninfo, self.schema = split_schema(url)
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.conninfo, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+            raise BadRequest(f"cannot connect to {self.safe_url()}: {first}") from None
+        if self.schema:
+            with conn.transaction():
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+            conn.execute(f'SET search_path TO "{self.schema}"')
+            if not autocommit:
+                conn.commit()
+        return conn
+
+    def _conn(self) -> psycopg.Connection[Any]:
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self.connect()
+            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _attempt(self, fn: Callable[[Tx], T]) -> T:
+        conn = self._conn()
+        try:
+            result = fn(PostgresTx(conn))
+            conn.commit()
+            return result
+        except _RETRYABLE as exc:
+            conn.rollback()
+            raise Retry() from exc
+        except psycopg.OperationalError:
+            # the connection broke: drop it; the next attempt opens a new one
+            try:
+                conn.close()
+            finally:
+                self._local.conn = None
+            raise Retry() from None
+        except BaseException:
+            if not conn.closed:
+                conn.rollback()
+            raise
+
+    def script(self, sql: str) -> None:
+        conn = self._conn()
+        try:
+            conn.execute(sql.encode())
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def drop_schema(self) -> None:
+        """Drop this store's schema (tests only)."""
+        if not self.schema:
+            raise BadRequest("no schema to drop")
+        self.close()
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._all:
+                try:
+                    c.close()
+                except psycopg.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()

@@ -1,0 +1,115 @@
+"""SQLite back end: one file, WAL, ``synchronous=FULL``, ``BEGIN IMMEDIATE``.
+
+Each thread gets its own connection (``sqlite3`` connections are not shared across
+threads). ``BEGIN IMMEDIATE`` takes the write lock at the start of every transaction, so
+concurrent writers serialise instead of failing half way; ``busy_timeout`` waits for the
+lock and :class:`~ledger.store.base.Retry` covers what is left.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ledger.errors import BadRequest
+from ledger.store.base import Retry, Row, Store, Tx
+
+T = TypeVar("T")
+
+
+class SqliteTx(Tx):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.conn.execute(sql, params).rowcount
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return list(self.conn.execute(sql, params).fetchall())
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.conn.executemany(sql, rows)
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+class SqliteStore(Store):
+    """The books in one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+        # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path
+        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
+        if not path:
+            raise BadRequest(f"database URL {url!r} names no file: use sqlite:///path/host.db")
+        self.url = url
+        self.path = path if path == ":memory:" else str(Path(path))
+        self.synchronous = synchronous
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self.path != ":memory:":
+                parent = Path(self.path).parent
+                if not parent.is_dir():
+                    raise BadRequest(f"directory {parent} does not exist: create it first")
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=10000")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _attempt(self, fn: Callable[[Tx], T]) -> T:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise Retry() from exc
+            raise
+        try:
+            result = fn(SqliteTx(conn))
+            conn.execute("COMMIT")
+            return result
+        except sqlite3.OperationalError as exc:
+            conn.execute("ROLLBACK") if conn.in_transaction else None
+            if _busy(exc):
+                raise Retry() from exc
+            raise
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def script(self, sql: str) -> None:
+        conn = self._conn()
+        conn.executescript("BEGIN IMMEDIATE;\n" + sql + "\nCOMMIT;")
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._all:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._all.clear()
+        self._local = threading.local()

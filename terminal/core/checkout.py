@@ -1,0 +1,763 @@
+"""Pharmacy checkout (seed rules U1, U4, U5, C2, C3) and the cancel of a finished sale.
+
+The sale as a state machine (spec/host.md §2 1101/2101/2102/2103/2601, spec/card.md §7,
+§11)::
+
+    READ_CARD ─▶ IDENTIFY ─▶ CART ─▶ TRIAL ─▶ PIN ─▶ [BANK_AUTH] ─▶ SETTLE ─▶ RECORD ─▶ SLIP ─▶ DONE
+                               ▲       │       │ wrong PIN: stays in PIN, with the tries left
+                               └───────┘       │ third wrong PIN: FAILED (PIN locked, C3)
+                        2101 refused
+
+When the card's bank account pays the rest, BANK_AUTH asks the card's bank application for
+an ARQC over that amount (same PIN, C2) and the 2102 carries it, so the medical part and
+the bank part succeed or fail together at the host; a refusal lands in BANK_FAILED, where
+the clerk takes the rest in cash (:meth:`Checkout.pay_cash_instead`, a new trial) or
+cancels: never a half-paid sale.
+
+Before SETTLE answers, nothing has moved at the host: any failure (card pulled, PIN locked,
+PIN pad cancel or timeout, host refusal) ends in FAILED/CANCELLED with ``charged = False``.
+A 2102 without an answer is reversed (2601, REVERSE) before the flow says so; a reversal
+that cannot be confirmed parks the flow in REVERSAL_PENDING until
+:meth:`Checkout.retry_reversal` succeeds.
+
+After SETTLE the sale exists at the host and must end up on the card's DF04 EF08 log too
+(RECORD), or be undone: a card pulled before the record was written goes to CARD_PULLED,
+where :meth:`Checkout.card_returned` finishes the sale and :meth:`Checkout.void` reverses
+the 2102 (2601; 2103 when the host refuses the reversal). A card pulled *while* the record
+was being written may or may not carry it; only the card can tell, so only
+:meth:`Checkout.card_returned` is offered (it reads EF08 back before writing again).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from terminal.core.common import (
+    PIN_LOCKED_MESSAGE,
+    CardStatusError,
+    Clock,
+    Person,
+    card_failure,
+    host_failure,
+    lookup_person,
+    now,
+    status_failure,
+)
+from terminal.core.machine import Awaiting, Failure, FailureKind, Flow, FlowStateError
+from terminal.core.model import (
+    Cart,
+    PayChoice,
+    RestBy,
+    SaleResult,
+    SlipData,
+    SlipLine,
+    Split,
+    TerminalConfig,
+    fen,
+    yuan,
+)
+from terminal.core.ports import (
+    BankCryptogram,
+    CardError,
+    CardInfo,
+    CardPort,
+    CardRemovedError,
+    CataloguePort,
+    HostError,
+    HostPort,
+    HostRefused,
+    HostTimeout,
+    PinLocked,
+    PinWrong,
+    TxKind,
+    TxRecord,
+    UnknownItem,
+)
+
+MED_TYPE_PHARMACY = "41"
+
+
+class CheckoutState(enum.Enum):
+    READ_CARD = "read_card"
+    IDENTIFY = "identify"
+    CART = "cart"
+    TRIAL = "trial"
+    PIN = "pin"
+    BANK_AUTH = "bank_auth"
+    SETTLE = "settle"
+    REVERSE = "reverse"
+    REVERSAL_PENDING = "reversal_pending"
+    BANK_FAILED = "bank_failed"
+    RECORD = "record"
+    CARD_PULLED = "card_pulled"
+    VOID = "void"
+    CANCEL = "cancel"
+    SLIP = "slip"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    VOIDED = "voided"
+
+
+class RecordState(enum.Enum):
+    """Whether this sale's EF08 record is on the card."""
+
+    NOT_WRITTEN = "not_written"
+    UNKNOWN = "unknown"
+    WRITTEN = "written"
+    UNSUPPORTED = "unsupported"
+
+
+C = CheckoutState
+_T: dict[CheckoutState, frozenset[CheckoutState]] = {
+    C.READ_CARD: frozenset({C.IDENTIFY, C.FAILED}),
+    C.IDENTIFY: frozenset({C.CART, C.FAILED}),
+    C.CART: frozenset({C.CART, C.TRIAL, C.CANCELLED, C.FAILED}),
+    C.TRIAL: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.CART, C.FAILED}),
+    C.PIN: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.TRIAL, C.FAILED, C.CANCELLED}),
+    C.BANK_AUTH: frozenset({C.SETTLE, C.BANK_FAILED, C.FAILED}),
+    C.SETTLE: frozenset({C.RECORD, C.REVERSE, C.FAILED, C.BANK_FAILED}),
+    C.BANK_FAILED: frozenset({C.TRIAL, C.CANCELLED}),
+    C.REVERSE: frozenset({C.FAILED, C.BANK_FAILED, C.VOIDED, C.REVERSAL_PENDING}),
+    C.REVERSAL_PENDING: frozenset({C.REVERSE}),
+    C.RECORD: frozenset({C.SLIP, C.CARD_PULLED}),
+    C.CARD_PULLED: frozenset({C.CARD_PULLED, C.RECORD, C.SLIP, C.VOID}),
+    C.VOID: frozenset({C.VOIDED, C.REVERSAL_PENDING, C.CANCEL}),
+    C.CANCEL: frozenset({C.VOIDED, C.REVERSAL_PENDING, C.CARD_PULLED}),
+    C.SLIP: frozenset({C.DONE}),
+}
+
+
+class Checkout(Flow[CheckoutState]):
+    """One pharmacy sale, driven step by step (see :mod:`terminal.core`)."""
+
+    name = "checkout"
+    TRANSITIONS = _T
+    AWAITING: ClassVar[Mapping[Any, Awaiting]] = {
+        C.CART: Awaiting.CART,
+        C.PIN: Awaiting.PIN,
+        C.CARD_PULLED: Awaiting.CARD_BACK,
+        C.BANK_FAILED: Awaiting.RECOVERY,
+        C.REVERSAL_PENDING: Awaiting.CONFIRM,
+    }
+    TERMINAL = frozenset({C.DONE, C.FAILED, C.CANCELLED, C.VOIDED})
+
+    def __init__(
+        self,
+        card: CardPort,
+        host: HostPort,
+        catalogue: CataloguePort,
+        config: TerminalConfig | None = None,
+        *,
+        pay: PayChoice | None = None,
+        clock: Clock = now,
+    ) -> None:
+        super().__init__(C.READ_CARD)
+        self.card = card
+        self.host = host
+        self.catalogue = catalogue
+        self.config = config or TerminalConfig()
+        self.pay = pay or PayChoice()
+        self.clock = clock
+        self.cart = Cart()
+        self.card_info: CardInfo | None = None
+        self.person: Person | None = None
+        self.trial: Split | None = None
+        self.split: Split | None = None
+        self.bank_auth: BankCryptogram | None = None
+        self.pin_tries_left: int | None = None
+        self.setl_id = ""
+        self.mdtrt_id = ""
+        self.settle_msgid = ""
+        self.settled_at = self.clock()
+        self.record_state = RecordState.NOT_WRITTEN
+        self.result: SaleResult | None = None
+        self.order_no = ""
+        self._pin_ok = False
+        self._reversal: tuple[str, str] | None = None  # (msgid, infno) awaiting 2601
+        self._after_reversal: tuple[CheckoutState, Failure] | None = None
+
+    # ================================================================= automatic steps
+    def _do_read_card(self) -> None:
+        try:
+            self.card_info = self.card.read_basics()
+        except CardError as exc:
+            self._fail(C.FAILED, card_failure(exc, doing="reading the card"))
+            return
+        self._go(C.IDENTIFY, f"card {self.card_info.masked_number} of {self.card_info.name}",
+                 card=self.card_info.masked_number)
+
+    def _do_identify(self) -> None:
+        assert self.card_info is not None
+        try:
+            self.person = lookup_person(self.host, self.card_info)
+        except CardStatusError as exc:
+            self._fail(C.FAILED, status_failure(exc))
+            return
+        except HostError as exc:
+            self._fail(C.FAILED, host_failure(exc, doing="the person lookup (1101)"))
+            return
+        balance = self.person.balance_fen
+        self._go(C.CART, f"{self.person.name}: account balance "
+                 f"{'?' if balance is None else yuan(balance)}", psn_no=self.person.psn_no)
+
+    def _do_trial(self) -> None:
+        self.bank_auth = None
+        try:
+            reply = self.host.call("2101", self._sale_input(), insuplc_admdvs=self._insuplc())
+        except HostError as exc:
+            # a trial moves no money: back to the cart with the reason
+            f = host_failure(exc, doing="the trial settlement (2101)")
+            self._go(C.CART, f.message, failure=f.kind.value)
+            return
+        self.trial = Split.from_setlinfo(reply.output.get("setlinfo", {}), self.pay.rest)
+        try:
+            tries = self.card.pin_tries_left()
+        except CardRemovedError as exc:
+            self._fail(C.FAILED, card_failure(exc, doing="asking for the PIN"))
+            return
+        except CardError:
+            tries = None
+        self.pin_tries_left = tries
+        if tries == 0:
+            self._fail(C.FAILED, Failure(FailureKind.PIN_LOCKED, PIN_LOCKED_MESSAGE, -52))
+            return
+        t = self.trial
+        if self._pin_ok:
+            # the PIN was verified in this card session (the bank part fell back to cash)
+            bank = self.pay.rest is RestBy.BANK and t.rest > 0
+            self._go(C.BANK_AUTH if bank else C.SETTLE, f"total {yuan(t.total)}: account "
+                     f"{yuan(t.account)}, {self.pay.rest.value} {yuan(t.rest)}")
+            return
+        self._go(C.PIN, f"total {yuan(t.total)}: fund {yuan(t.fund)}, account "
+                 f"{yuan(t.account)}, {self.pay.rest.value} {yuan(t.rest)}; enter the PIN",
+                 total=t.total, tries_left=tries)
+
+    def _do_bank_auth(self) -> None:
+        assert self.trial is not None
+        try:
+            self.bank_auth = self.card.bank_cryptogram(self.trial.rest, self.clock())
+        except PinLocked:
+            self._go(C.BANK_FAILED, PIN_LOCKED_MESSAGE + "; take the rest in cash or cancel "
+                     "the sale", failure=FailureKind.PIN_LOCKED.value)
+            return
+        except CardRemovedError as exc:
+            self._fail(C.FAILED, card_failure(exc, doing="authorising the bank payment"))
+            return
+        except CardError as exc:
+            self._go(C.BANK_FAILED, f"the card's bank application failed ({exc.message}): "
+                     "take the rest in cash or cancel the sale",
+                     failure=FailureKind.BANK_REFUSED.value)
+            return
+        self._go(C.SETTLE, f"bank payment of {yuan(self.trial.rest)} authorised by the card")
+
+    def _do_settle(self) -> None:
+        assert self.person is not None
+        try:
+            present = self.card.present()
+        except CardError:
+            present = False
+        if not present:
+            self._fail(C.FAILED, card_failure(CardRemovedError(), doing="settling"))
+            return
+        self.settled_at = self.clock()
+        try:
+            reply = self.host.call("2102", self._sale_input(), insuplc_admdvs=self._insuplc())
+        except HostTimeout as exc:
+            self._start_reversal(exc, C.FAILED,
+                                 host_failure(exc, doing="to the settlement (2102)"))
+            return
+        except HostRefused as exc:
+            if self.bank_auth is not None:
+                self._go(C.BANK_FAILED, f"the host refused the sale with the bank payment "
+                         f"({exc.message}): take the rest in cash or cancel the sale",
+                         failure=FailureKind.BANK_REFUSED.value)
+            else:
+                self._fail(C.FAILED, host_failure(exc, doing="the settlement (2102)"))
+            return
+        except HostError as exc:
+            self._fail(C.FAILED, host_failure(exc, doing="the settlement (2102)"))
+            return
+        setl = reply.output.get("setlinfo", {})
+        self.setl_id = str(setl.get("setl_id", ""))
+        self.mdtrt_id = str(setl.get("mdtrt_id", ""))
+        self.settle_msgid = reply.msgid
+        self.split = Split.from_setlinfo(setl, self.pay.rest)
+        s = self.split
+        self._go(C.RECORD, f"settled {self.setl_id}: account {yuan(s.account)}, "
+                 f"{self.pay.rest.value} {yuan(s.rest)}", setl_id=self.setl_id)
+
+    def _do_reverse(self) -> None:
+        assert self._reversal is not None and self._after_reversal is not None
+        msgid, infno = self._reversal
+        target, failure = self._after_reversal
+        try:
+            self.host.reverse(psn_no=self._psn_no(), omsgid=msgid, oinfno=infno)
+        except HostError as exc:
+            self._go(C.REVERSAL_PENDING,
+                     f"the reversal of {infno} ({msgid}) is not confirmed ({exc.message}): "
+                     "retry when the host is back; do not hand out the goods",
+                     omsgid=msgid, oinfno=infno)
+            return
+        self._reversal = None
+        self._after_reversal = None
+        self._fail(target, failure)
+
+    def _do_record(self) -> None:
+        try:
+            supported = self.card.supports_transaction_log()
+        except CardRemovedError:
+            self._pulled("before its record was written on the card")
+            return
+        except CardError:
+            supported = False
+        note = ""
+        if not supported:
+            self.record_state = RecordState.UNSUPPORTED
+        else:
+            try:
+                self.card.append_transaction(self._record(TxKind.SETTLEMENT))
+                self.record_state = RecordState.WRITTEN
+            except CardRemovedError as exc:
+                self.record_state = (
+                    RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
+                self._pulled("while its record was being written on the card")
+                return
+            except CardError as exc:
+                self.record_state = RecordState.UNSUPPORTED
+                note = f"not recorded on the card: {exc.message}"
+        self._go(C.SLIP, note or "recorded on the card")
+
+    def _do_void(self) -> None:
+        try:
+            self.host.reverse(psn_no=self._psn_no(), omsgid=self.settle_msgid, oinfno="2102")
+        except HostRefused:
+            self._go(C.CANCEL, "the host would not reverse the settlement: cancelling it (2103)")
+            return
+        except HostError as exc:
+            self._reversal = (self.settle_msgid, "2102")
+            self._after_reversal = (C.VOIDED, _voided("sale voided (2601): nothing was charged"))
+            self._go(C.REVERSAL_PENDING,
+                     f"the void is not confirmed ({exc.message}): retry when the host is back",
+                     omsgid=self.settle_msgid, oinfno="2102")
+            return
+        self._fail(C.VOIDED, _voided("sale voided (2601): nothing was charged"))
+
+    def _do_cancel(self) -> None:
+        try:
+            self.host.call("2103", {"data": {"setl_id": self.setl_id, "mdtrt_id": self.mdtrt_id,
+                                             "psn_no": self._psn_no()}},
+                           insuplc_admdvs=self._insuplc())
+        except HostTimeout as exc:
+            # a reversed cancel leaves the sale settled and the card without its record
+            self._start_reversal(exc, C.FAILED, Failure(
+                FailureKind.HOST_TIMEOUT, "the cancel (2103) was not confirmed: the sale stands; "
+                "insert the card to finish it", charged=True))
+            return
+        except HostError as exc:
+            self._pulled(f"and the host refused to undo the sale ({exc.message})")
+            return
+        self._fail(C.VOIDED, _voided("sale cancelled (2103): nothing was charged"))
+
+    def _do_slip(self) -> None:
+        assert self.split is not None and self.card_info is not None
+        notes: list[str] = []
+        if self.record_state is RecordState.UNSUPPORTED:
+            notes.append("not recorded on the card")
+        slip = SlipData(
+            title="医保结算单 SETTLEMENT SLIP",
+            institution=self.config.institution_name,
+            terminal=self._terminal_number(),
+            when=self.settled_at,
+            card_number_masked=self.card_info.masked_number,
+            holder_name=self.person.name if self.person else self.card_info.name,
+            lines=tuple(SlipLine(ln.item.name, ln.qty, ln.amount_fen) for ln in self.cart.lines),
+            split=self.split,
+            settlement_id=self.setl_id,
+            notes=tuple(notes),
+        )
+        self.result = SaleResult(
+            setl_id=self.setl_id, mdtrt_id=self.mdtrt_id, psn_no=self._psn_no(),
+            card_number=self.card_info.card_number, split=self.split, slip=slip,
+            msgid=self.settle_msgid,
+            recorded_on_card=self.record_state is RecordState.WRITTEN,
+        )
+        self._go(C.DONE, f"sale {self.setl_id} done", setl_id=self.setl_id)
+
+    # ================================================================= inputs
+    def add_item(self, code: str, qty: int = 1) -> None:
+        """Add ``qty`` of catalogue item ``code`` (CART); unknown codes raise ValueError."""
+        self._require(C.CART)
+        try:
+            item = self.catalogue.lookup(code)
+        except UnknownItem:
+            raise ValueError(f"item {code} is not in the catalogue") from None
+        line = self.cart.add(item, qty)
+        self._go(C.CART, f"{item.name} × {line.qty}", code=code, qty=line.qty,
+                 total=self.cart.total_fen)
+
+    def set_qty(self, code: str, qty: int) -> None:
+        """Change (0 removes) the quantity of ``code`` (CART)."""
+        self._require(C.CART)
+        self.cart.set_qty(code, qty)
+        self._go(C.CART, f"{code} × {qty}", code=code, qty=qty, total=self.cart.total_fen)
+
+    def set_payment(self, pay: PayChoice) -> None:
+        """Choose how the person pays (CART; in PIN the trial is run again)."""
+        self._require(C.CART, C.PIN)
+        self.pay = pay
+        self._go(C.TRIAL if self.state is C.PIN else C.CART, f"payment: {pay.label}")
+
+    def confirm_cart(self) -> None:
+        """The cart is complete: run the trial settlement (2101)."""
+        self._require(C.CART)
+        if not self.cart:
+            raise FlowStateError("checkout: the cart is empty")
+        if not self.order_no:
+            self.order_no = f"{self.config.institution_code}{self.clock():%Y%m%d%H%M%S}"
+        self._go(C.TRIAL, f"{len(self.cart)} items, total {yuan(self.cart.total_fen)}")
+
+    def cancel(self) -> None:
+        """The clerk abandons the sale before it is settled (nothing was charged)."""
+        self._require(C.CART, C.PIN, C.BANK_FAILED)
+        self._fail(C.CANCELLED, Failure(FailureKind.CANCELLED,
+                                        "sale cancelled by the clerk; nothing was charged"))
+
+    def enter_pin(self, pin: str) -> None:
+        """The holder typed the PIN (PIN). It goes to the card and is not kept."""
+        self._require(C.PIN)
+        try:
+            self.card.verify_pin(pin)
+        except PinWrong as exc:
+            self.pin_tries_left = exc.tries_left
+            self._go(C.PIN, f"wrong PIN: {exc.tries_left} "
+                     f"{'try' if exc.tries_left == 1 else 'tries'} left before the card locks",
+                     tries_left=exc.tries_left)
+            return
+        except CardError as exc:
+            if isinstance(exc, PinLocked):
+                self.pin_tries_left = 0
+            self._fail(C.FAILED, card_failure(exc, doing="checking the PIN"))
+            return
+        self.pin_tries_left = None
+        self._pin_ok = True
+        needs_bank = self.pay.rest is RestBy.BANK and self.trial is not None and self.trial.rest
+        self._go(C.BANK_AUTH if needs_bank else C.SETTLE, "PIN correct")
+
+    def cancel_pin(self) -> None:
+        """The holder pressed cancel on the PIN pad (driver code −31)."""
+        self._require(C.PIN)
+        self._fail(C.FAILED, Failure(FailureKind.PIN_CANCELLED,
+                                     "PIN entry cancelled; nothing was charged", -31))
+
+    def pin_timeout(self) -> None:
+        """Nobody typed the PIN in time (driver code −32)."""
+        self._require(C.PIN)
+        self._fail(C.FAILED, Failure(FailureKind.PIN_TIMEOUT,
+                                     "PIN entry timed out; nothing was charged", -32))
+
+    def pay_cash_instead(self) -> None:
+        """The bank part failed (BANK_FAILED): settle with the rest in cash (new trial)."""
+        self._require(C.BANK_FAILED)
+        self.pay = PayChoice(self.pay.use_account, RestBy.CASH)
+        self._go(C.TRIAL, "the rest will be paid in cash")
+
+    def card_returned(self) -> None:
+        """The pulled card is back (CARD_PULLED): check it is the same card and finish."""
+        self._require(C.CARD_PULLED)
+        assert self.card_info is not None
+        try:
+            info = self.card.read_basics()
+        except CardError as exc:
+            self._go(C.CARD_PULLED, f"card not readable ({exc.message}): insert card "
+                     f"{self.card_info.masked_number}")
+            return
+        if info.card_number != self.card_info.card_number:
+            self._go(C.CARD_PULLED, f"that is another card ({info.masked_number}): insert card "
+                     f"{self.card_info.masked_number}", failure=FailureKind.WRONG_CARD.value)
+            return
+        if self.record_state is RecordState.UNKNOWN:
+            try:
+                entries = self.card.read_transactions()
+            except CardError as exc:
+                self._go(C.CARD_PULLED, f"cannot read the card's log ({exc.message}): insert "
+                         "the card again")
+                return
+            expected = self._record(TxKind.SETTLEMENT)
+            found = any(expected.same_entry(r) for r in entries)
+            self.record_state = RecordState.WRITTEN if found else RecordState.NOT_WRITTEN
+        if self.record_state is RecordState.WRITTEN:
+            self._go(C.SLIP, "card back: the sale is on the card")
+        else:
+            self._go(C.RECORD, "card back: recording the sale")
+
+    @property
+    def can_void(self) -> bool:
+        """True when the settled sale may be undone without the card (CARD_PULLED and the
+        card surely carries no record of it)."""
+        return self.state is C.CARD_PULLED and self.record_state is RecordState.NOT_WRITTEN
+
+    def void(self) -> None:
+        """Undo a settled sale whose card is gone and carries no record of it (2601)."""
+        self._require(C.CARD_PULLED)
+        if not self.can_void:
+            raise FlowStateError(
+                "checkout: the card may carry this sale; insert the card to finish it")
+        self._go(C.VOID, f"voiding {self.setl_id}")
+
+    def retry_reversal(self) -> None:
+        """Send the pending reversal again (REVERSAL_PENDING)."""
+        self._require(C.REVERSAL_PENDING)
+        self._go(C.REVERSE, "retrying the reversal")
+
+    # ================================================================= helpers
+    def _pulled(self, when: str) -> None:
+        assert self.card_info is not None
+        extra = ", or void the sale" if self.record_state is RecordState.NOT_WRITTEN else ""
+        self._go(C.CARD_PULLED, f"the card was pulled {when}: sale {self.setl_id} is settled at "
+                 f"the host; insert card {self.card_info.masked_number} to finish{extra}",
+                 record=self.record_state.value)
+
+    def _start_reversal(self, exc: HostTimeout, target: CheckoutState,
+                        failure: Failure) -> None:
+        if exc.reversed:
+            self._fail(target, failure)
+            return
+        self._reversal = (exc.msgid, exc.infno)
+        self._after_reversal = (target, failure)
+        self._go(C.REVERSE, f"no answer to {exc.infno}: reversing it (2601)", omsgid=exc.msgid)
+
+    def _record(self, kind: TxKind) -> TxRecord:
+        s = self.split
+        assert s is not None
+        return TxRecord(kind=kind, terminal=self._terminal_number()[-6:].rjust(6, "0"),
+                        when=self.settled_at, account_fen=s.account, selfpay_fen=s.rest,
+                        fund_fen=s.fund)
+
+    def _terminal_number(self) -> str:
+        if self.config.terminal_number:
+            return self.config.terminal_number
+        return self.card_info.terminal_number if self.card_info else ""
+
+    def _psn_no(self) -> str:
+        return self.person.psn_no if self.person else ""
+
+    def _insuplc(self) -> str:
+        return self.person.insuplc_admdvs if self.person else ""
+
+    def _sale_input(self) -> dict[str, Any]:
+        assert self.person is not None and self.card_info is not None
+        return sale_input(self.person, self.card_info, self.cart, self.pay, self.order_no,
+                          self.config, self.clock().strftime("%Y-%m-%d %H:%M:%S"),
+                          self.bank_auth)
+
+
+def _voided(message: str) -> Failure:
+    return Failure(FailureKind.VOIDED, message)
+
+
+def sale_input(person: Person, card: CardInfo, cart: Cart, pay: PayChoice, order_no: str,
+               config: TerminalConfig, when: str,
+               bank_auth: BankCryptogram | None = None) -> dict[str, Any]:
+    """The 2101/2102 ``input`` (spec/host.md §2): ``druginfo`` + ``drugdetail``; the bank
+    part, when the card's bank account pays the rest, rides along as ``bank_auth``."""
+    druginfo: dict[str, Any] = {
+        "psn_no": person.psn_no,
+        "mdtrt_cert_type": "03",
+        "mdtrt_cert_no": card.card_number,
+        "card_sn": card.card_id_code,
+        "med_type": MED_TYPE_PHARMACY,
+        "medfee_sumamt": yuan(cart.total_fen),
+        "insutype": person.insutype or config.insutype,
+        "acct_used_flag": "1" if pay.use_account else "0",
+        "psn_setlway": "01",
+        "cash_src": pay.rest.value,
+        "ipt_otp_no": order_no,
+        "begntime": when,
+    }
+    if bank_auth is not None:
+        druginfo["bank_auth"] = bank_auth.to_wire()
+    return {
+        "druginfo": druginfo,
+        "drugdetail": [
+            {
+                "feedetl_sn": f"{order_no[-8:]}{i + 1:04d}",
+                "med_list_codg": ln.item.code,
+                "medins_list_codg": ln.item.code,
+                "cnt": ln.qty,
+                "pric": yuan(ln.item.price_fen),
+                "det_item_fee_sumamt": yuan(ln.amount_fen),
+                "fee_ocur_time": when,
+            }
+            for i, ln in enumerate(cart.lines)
+        ],
+    }
+
+
+# ================================================================= cancel of a finished sale
+
+
+class CancelState(enum.Enum):
+    READ_CARD = "read_card"
+    CANCEL = "cancel"
+    REVERSE = "reverse"
+    RECORD = "record"
+    DONE = "done"
+    FAILED = "failed"
+
+
+K = CancelState
+
+
+class CancelSale(Flow[CancelState]):
+    """Cancel (2103) a finished sale with its card present, and record the refund in EF08."""
+
+    name = "cancel_sale"
+    TRANSITIONS: ClassVar[Mapping[Any, frozenset[Any]]] = {
+        K.READ_CARD: frozenset({K.CANCEL, K.FAILED}),
+        K.CANCEL: frozenset({K.RECORD, K.DONE, K.FAILED, K.REVERSE}),
+        K.REVERSE: frozenset({K.FAILED}),
+        K.RECORD: frozenset({K.DONE, K.FAILED}),
+    }
+    TERMINAL = frozenset({K.DONE, K.FAILED})
+
+    def __init__(self, card: CardPort, host: HostPort, sale: SaleResult,
+                 config: TerminalConfig | None = None, *, clock: Clock = now) -> None:
+        super().__init__(K.READ_CARD)
+        self.card = card
+        self.host = host
+        self.sale = sale
+        self.config = config or TerminalConfig()
+        self.clock = clock
+        self.card_info: CardInfo | None = None
+        self.refund: Split | None = None
+        self.recorded = False
+        self._timeout: HostTimeout | None = None
+
+    def _do_read_card(self) -> None:
+        try:
+            self.card_info = self.card.read_basics()
+        except CardError as exc:
+            self._fail(K.FAILED, card_failure(exc, doing="reading the card"))
+            return
+        if self.card_info.card_number != self.sale.card_number:
+            self._fail(K.FAILED, Failure(
+                FailureKind.WRONG_CARD,
+                f"sale {self.sale.setl_id} was paid with another card: insert card "
+                f"{self.sale.slip.card_number_masked}"))
+            return
+        self._go(K.CANCEL, f"cancelling {self.sale.setl_id}")
+
+    def _do_cancel(self) -> None:
+        try:
+            reply = self.host.call("2103", {"data": {"setl_id": self.sale.setl_id,
+                                                     "mdtrt_id": self.sale.mdtrt_id,
+                                                     "psn_no": self.sale.psn_no}})
+        except HostTimeout as exc:
+            if exc.reversed:
+                self._fail(K.FAILED, host_failure(exc, doing="to the cancel (2103)"))
+                return
+            self._timeout = exc
+            self._go(K.REVERSE, "no answer to 2103: reversing it (2601)")
+            return
+        except HostError as exc:
+            self._fail(K.FAILED, host_failure(exc, doing="the cancel (2103)"))
+            return
+        setl: Mapping[str, Any] = reply.output.get("setlinfo") or {}
+        self.refund = self.sale.split
+        if setl.get("acct_pay") not in (None, ""):
+            self.refund = replace(self.sale.split, balance_after=(
+                fen(setl["balc"]) if setl.get("balc") not in (None, "") else None))
+        if self.sale.recorded_on_card:
+            self._go(K.RECORD, "cancelled at the host; recording the refund on the card")
+        else:
+            self._go(K.DONE, f"sale {self.sale.setl_id} cancelled")
+
+    def _do_reverse(self) -> None:
+        exc = self._timeout
+        assert exc is not None
+        try:
+            self.host.reverse(psn_no=self.sale.psn_no, omsgid=exc.msgid, oinfno="2103")
+        except HostError as err:
+            self._fail(K.FAILED, Failure(
+                FailureKind.HOST_TIMEOUT,
+                f"the cancel is not confirmed and its reversal failed ({err.message}): run the "
+                "cancel again when the host is back (it is safe to repeat)"))
+            return
+        self._fail(K.FAILED, host_failure(exc, doing="to the cancel (2103)"))
+
+    def _do_record(self) -> None:
+        s = self.sale.split
+        rec = TxRecord(kind=TxKind.CREDIT, terminal=self.sale.slip.terminal[-6:].rjust(6, "0"),
+                       when=self.sale.slip.when, account_fen=s.account, selfpay_fen=s.rest,
+                       fund_fen=s.fund)
+        try:
+            self.card.append_transaction(rec)
+            self.recorded = True
+        except CardError as exc:
+            self.message = f"refund not recorded on the card: {exc.message}"
+        self._go(K.DONE, f"sale {self.sale.setl_id} cancelled")
+
+
+# ================================================================= scripted driving
+
+PinSource = Callable[[int | None], str | None]
+"""Asked for the PIN with the tries left (None = unknown); returns the PIN, or None when the
+holder cancels. Raising :class:`TimeoutError` means the PIN pad timed out."""
+
+
+def run_checkout(flow: Checkout, items: list[tuple[str, int]], pin: PinSource,
+                 *, max_pin_tries: int = 3, bank_fallback: str = "cancel") -> Checkout:
+    """Drive a whole sale without a UI (the scriptable checkout and the benchmark).
+
+    ``pin`` is asked at most ``max_pin_tries`` times. A refused trial ends the flow in
+    FAILED with the host's message. When the bank part fails, ``bank_fallback`` decides:
+    ``"cash"`` settles with the rest in cash, ``"cancel"`` cancels the sale. A card pulled
+    after the settlement, before its record reached the card, voids the sale (2601); when
+    the card may carry the record the flow stays in CARD_PULLED for the caller.
+    """
+    flow.run_until_input()
+    if flow.state is C.CART:
+        for code, qty in items:
+            flow.add_item(code, qty)
+        flow.confirm_cart()
+        flow.run_until_input()
+        if flow.state is C.CART:  # the trial was refused: its message is the reason
+            flow._fail(C.FAILED, Failure(FailureKind.HOST_REFUSED, flow.message))
+            return flow
+    asked = 0
+    while True:
+        if flow.state is C.PIN:
+            if asked >= max_pin_tries:
+                flow.cancel_pin()
+                break
+            asked += 1
+            try:
+                entered = pin(flow.pin_tries_left)
+            except TimeoutError:
+                flow.pin_timeout()
+                break
+            if entered is None:
+                flow.cancel_pin()
+                break
+            flow.enter_pin(entered)
+        elif flow.state is C.BANK_FAILED:
+            if bank_fallback == "cash":
+                flow.pay_cash_instead()
+                bank_fallback = "cancel"
+            else:
+                reason: str = flow.message
+                flow.cancel()
+                if flow.failure is not None:
+                    flow.failure = replace(flow.failure, message=f"{reason}; sale cancelled, "
+                                           "nothing was charged", kind=FailureKind.BANK_REFUSED)
+                break
+        elif flow.state is C.CARD_PULLED and flow.can_void:
+            flow.void()
+        elif flow.finished or flow.awaiting is not None:
+            break
+        flow.run_until_input()
+    return flow

@@ -1,0 +1,422 @@
+"""Discharge settlement (seed rule U3): the patient pays only the self-pay part.
+
+::
+
+    READ_CARD ─▶ IDENTIFY ─▶ FEES ─▶ TRIAL ─▶ CHOOSE ─▶ RETRIAL ─▶ [PIN] ─▶ [BANK_AUTH]
+              ─▶ DISCHARGE ─▶ SETTLE ─▶ SLIP ─▶ DONE
+
+FEES uploads the fee details (2301), TRIAL is the trial settlement with the pooled fund
+(2303), CHOOSE waits for the patient's choice for the self-pay part (personal medical
+account, the card's bank account or cash), RETRIAL runs 2303 for that choice, the PIN is
+asked when the account or the bank account pays, BANK_AUTH gets the card's ARQC for the
+bank part (spec/card.md §11), DISCHARGE registers the discharge (2402; the host settles
+only discharged stays) and SETTLE is 2304 carrying the bank part (spec/host.md §2).
+
+Before SETTLE answers nothing has moved: the bank part rides in the 2304, so a refusal
+moves nothing and lands in BANK_FAILED (take the rest in cash, or stop); a 2304 without an
+answer is reversed (2601). Re-running a discharge for the same stay is safe: fee lines
+already uploaded and a stay already discharged are accepted as they are.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from terminal.core.common import (
+    PIN_LOCKED_MESSAGE,
+    CardStatusError,
+    Clock,
+    Person,
+    card_failure,
+    host_failure,
+    lookup_person,
+    now,
+    status_failure,
+)
+from terminal.core.machine import Awaiting, Failure, FailureKind, Flow
+from terminal.core.model import (
+    CartLine,
+    PayChoice,
+    RestBy,
+    SaleResult,
+    SlipData,
+    SlipLine,
+    Split,
+    TerminalConfig,
+    yuan,
+)
+from terminal.core.ports import (
+    BankCryptogram,
+    CardError,
+    CardInfo,
+    CardPort,
+    CardRemovedError,
+    HostError,
+    HostPort,
+    HostRefused,
+    HostTimeout,
+    PinLocked,
+    PinWrong,
+)
+
+
+class DischargeState(enum.Enum):
+    READ_CARD = "read_card"
+    IDENTIFY = "identify"
+    FEES = "fees"
+    TRIAL = "trial"
+    CHOOSE = "choose"
+    RETRIAL = "retrial"
+    PIN = "pin"
+    BANK_AUTH = "bank_auth"
+    DISCHARGE = "discharge"
+    SETTLE = "settle"
+    REVERSE = "reverse"
+    BANK_FAILED = "bank_failed"
+    SLIP = "slip"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+D = DischargeState
+
+
+@dataclass(frozen=True)
+class DischargeData:
+    """The stay to settle: its admission id (2401 ``mdtrt_id``) and the discharge details."""
+
+    mdtrt_id: str
+    dscg_way: str = "1"
+    dise_name: str = ""
+    upload_fees: bool = True
+    """False when the hospital system already uploaded the fee lines (2301)."""
+
+
+class Discharge(Flow[DischargeState]):
+    """Settlement of an inpatient stay and the discharge."""
+
+    name = "discharge"
+    TRANSITIONS: ClassVar[Mapping[Any, frozenset[Any]]] = {
+        D.READ_CARD: frozenset({D.IDENTIFY, D.FAILED}),
+        D.IDENTIFY: frozenset({D.FEES, D.TRIAL, D.FAILED}),
+        D.FEES: frozenset({D.TRIAL, D.FAILED}),
+        D.TRIAL: frozenset({D.CHOOSE, D.FAILED}),
+        D.CHOOSE: frozenset({D.RETRIAL, D.CANCELLED}),
+        D.RETRIAL: frozenset({D.PIN, D.BANK_AUTH, D.DISCHARGE, D.CHOOSE}),
+        D.PIN: frozenset({D.PIN, D.BANK_AUTH, D.DISCHARGE, D.FAILED}),
+        D.BANK_AUTH: frozenset({D.DISCHARGE, D.BANK_FAILED, D.FAILED}),
+        D.DISCHARGE: frozenset({D.SETTLE, D.FAILED}),
+        D.SETTLE: frozenset({D.SLIP, D.REVERSE, D.FAILED, D.BANK_FAILED}),
+        D.REVERSE: frozenset({D.FAILED}),
+        D.BANK_FAILED: frozenset({D.RETRIAL, D.CANCELLED}),
+        D.SLIP: frozenset({D.DONE}),
+    }
+    AWAITING: ClassVar[Mapping[Any, Awaiting]] = {
+        D.CHOOSE: Awaiting.DATA,
+        D.PIN: Awaiting.PIN,
+        D.BANK_FAILED: Awaiting.RECOVERY,
+    }
+    TERMINAL = frozenset({D.DONE, D.FAILED, D.CANCELLED})
+
+    def __init__(self, card: CardPort, host: HostPort, stay: DischargeData,
+                 fees: list[CartLine], config: TerminalConfig | None = None,
+                 *, clock: Clock = now) -> None:
+        super().__init__(D.READ_CARD)
+        self.card = card
+        self.host = host
+        self.stay = stay
+        self.fees = list(fees)
+        self.config = config or TerminalConfig()
+        self.clock = clock
+        self.pay = PayChoice()
+        self.card_info: CardInfo | None = None
+        self.person: Person | None = None
+        self.trial: Split | None = None
+        self.split: Split | None = None
+        self.bank_auth: BankCryptogram | None = None
+        self.setl_id = ""
+        self.settle_msgid = ""
+        self.settled_at = self.clock()
+        self.pin_tries_left: int | None = None
+        self.result: SaleResult | None = None
+        self._pin_ok = False
+        self._timeout: HostTimeout | None = None
+
+    # ----------------------------------------------------------------- automatic
+    def _do_read_card(self) -> None:
+        try:
+            self.card_info = self.card.read_basics()
+        except CardError as exc:
+            self._fail(D.FAILED, card_failure(exc, doing="reading the card"))
+            return
+        self._go(D.IDENTIFY, f"card {self.card_info.masked_number}")
+
+    def _do_identify(self) -> None:
+        assert self.card_info is not None
+        try:
+            self.person = lookup_person(self.host, self.card_info)
+        except CardStatusError as exc:
+            self._fail(D.FAILED, status_failure(exc))
+            return
+        except HostError as exc:
+            self._fail(D.FAILED, host_failure(exc, doing="the person lookup (1101)"))
+            return
+        if self.stay.upload_fees:
+            self._go(D.FEES, f"uploading {len(self.fees)} fee lines (2301)")
+        else:
+            self._go(D.TRIAL, "trial settlement (2303)")
+
+    def _do_fees(self) -> None:
+        assert self.person is not None
+        when = self.clock().strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            self.host.call("2301", {"feedetail": [
+                {"feedetl_sn": f"{self.stay.mdtrt_id[-12:]}{i + 1:04d}",
+                 "mdtrt_id": self.stay.mdtrt_id, "psn_no": self.person.psn_no,
+                 "med_list_codg": ln.item.code, "medins_list_codg": ln.item.code,
+                 "cnt": ln.qty, "pric": yuan(ln.item.price_fen),
+                 "det_item_fee_sumamt": yuan(ln.amount_fen), "fee_ocur_time": when}
+                for i, ln in enumerate(self.fees)]}, insuplc_admdvs=self._insuplc())
+        except HostRefused as exc:
+            if exc.code != "duplicate_detail":  # already uploaded by an earlier attempt
+                self._fail(D.FAILED, host_failure(exc, doing="the fee upload (2301)"))
+                return
+        except HostError as exc:
+            self._fail(D.FAILED, host_failure(exc, doing="the fee upload (2301)"))
+            return
+        self._go(D.TRIAL, "trial settlement (2303)")
+
+    def _do_trial(self) -> None:
+        try:
+            reply = self.host.call("2303", self._settle_input(PayChoice()),
+                                   insuplc_admdvs=self._insuplc())
+        except HostError as exc:
+            self._fail(D.FAILED, host_failure(exc, doing="the trial settlement (2303)"))
+            return
+        self.trial = Split.from_setlinfo(reply.output.get("setlinfo", {}), RestBy.CASH)
+        t = self.trial
+        self._go(D.CHOOSE, f"total {yuan(t.total)}: pooled fund {yuan(t.fund)}, self-pay "
+                 f"{yuan(t.total - t.fund)} (the account can pay {yuan(t.account)}); choose "
+                 "account, bank or cash", total=t.total, fund=t.fund)
+
+    def _do_retrial(self) -> None:
+        self.bank_auth = None
+        try:
+            reply = self.host.call("2303", self._settle_input(self.pay),
+                                   insuplc_admdvs=self._insuplc())
+        except HostError as exc:
+            f = host_failure(exc, doing="the trial settlement (2303)")
+            self._go(D.CHOOSE, f.message, failure=f.kind.value)
+            return
+        self.trial = Split.from_setlinfo(reply.output.get("setlinfo", {}), self.pay.rest)
+        t = self.trial
+        bank = self.pay.rest is RestBy.BANK and t.rest > 0
+        if (self.pay.use_account or bank) and not self._pin_ok:
+            self._go(D.PIN, f"account {yuan(t.account)}, {self.pay.rest.value} {yuan(t.rest)}: "
+                     "enter the PIN", total=t.total)
+        elif bank:
+            self._go(D.BANK_AUTH, f"bank {yuan(t.rest)}", total=t.total)
+        else:
+            self._go(D.DISCHARGE, f"{self.pay.rest.value} {yuan(t.rest)}", total=t.total)
+
+    def _do_bank_auth(self) -> None:
+        assert self.trial is not None
+        try:
+            self.bank_auth = self.card.bank_cryptogram(self.trial.rest, self.clock())
+        except PinLocked:
+            self._go(D.BANK_FAILED, PIN_LOCKED_MESSAGE + "; take the rest in cash or stop")
+            return
+        except CardRemovedError as exc:
+            self._fail(D.FAILED, card_failure(exc, doing="authorising the bank payment"))
+            return
+        except CardError as exc:
+            self._go(D.BANK_FAILED, f"the card's bank application failed ({exc.message}): take "
+                     "the rest in cash or stop")
+            return
+        self._go(D.DISCHARGE, f"bank payment of {yuan(self.trial.rest)} authorised by the card")
+
+    def _do_discharge(self) -> None:
+        assert self.person is not None
+        try:
+            self.host.call("2402", {"dscginfo": {
+                "mdtrt_id": self.stay.mdtrt_id, "psn_no": self.person.psn_no,
+                "endtime": self.clock().strftime("%Y-%m-%d %H:%M:%S"),
+                "dscg_way": self.stay.dscg_way, "dise_name": self.stay.dise_name}},
+                insuplc_admdvs=self._insuplc())
+        except HostRefused as exc:
+            if exc.code != "stay_state":  # a stay already discharged goes on to the settlement
+                self._fail(D.FAILED, host_failure(exc, doing="the discharge (2402)"))
+                return
+        except HostError as exc:
+            self._fail(D.FAILED, host_failure(exc, doing="the discharge (2402)"))
+            return
+        self._go(D.SETTLE, "discharged; settling (2304)")
+
+    def _do_settle(self) -> None:
+        assert self.person is not None
+        self.settled_at = self.clock()
+        try:
+            reply = self.host.call("2304", self._settle_input(self.pay),
+                                   insuplc_admdvs=self._insuplc())
+        except HostTimeout as exc:
+            if exc.reversed:
+                self._fail(D.FAILED, host_failure(exc, doing="to the settlement (2304)"))
+            else:
+                self._timeout = exc
+                self._go(D.REVERSE, "no answer to 2304: reversing it (2601)")
+            return
+        except HostRefused as exc:
+            if self.bank_auth is not None:
+                self._go(D.BANK_FAILED, f"the host refused the settlement with the bank payment "
+                         f"({exc.message}): take the rest in cash or stop")
+            else:
+                self._fail(D.FAILED, host_failure(exc, doing="the settlement (2304)"))
+            return
+        except HostError as exc:
+            self._fail(D.FAILED, host_failure(exc, doing="the settlement (2304)"))
+            return
+        setl = reply.output.get("setlinfo", {})
+        self.setl_id = str(setl.get("setl_id", ""))
+        self.settle_msgid = reply.msgid
+        self.split = Split.from_setlinfo(setl, self.pay.rest)
+        self._go(D.SLIP, f"settled {self.setl_id}")
+
+    def _do_reverse(self) -> None:
+        exc = self._timeout
+        assert exc is not None and self.person is not None
+        self._timeout = None
+        try:
+            self.host.reverse(psn_no=self.person.psn_no, omsgid=exc.msgid, oinfno=exc.infno)
+        except HostError as err:
+            self._fail(D.FAILED, Failure(
+                FailureKind.HOST_TIMEOUT,
+                f"{exc.infno} is not confirmed and its reversal failed ({err.message}): check "
+                "the stay at the host before settling again"))
+            return
+        self._fail(D.FAILED, host_failure(exc, doing="to the settlement (2304)"))
+
+    def _do_slip(self) -> None:
+        assert self.split is not None and self.card_info is not None
+        slip = SlipData(
+            title="住院结算单 INPATIENT SETTLEMENT",
+            institution=self.config.institution_name,
+            terminal=self.config.terminal_number or self.card_info.terminal_number,
+            when=self.settled_at,
+            card_number_masked=self.card_info.masked_number,
+            holder_name=self.person.name if self.person else self.card_info.name,
+            lines=tuple(SlipLine(ln.item.name, ln.qty, ln.amount_fen) for ln in self.fees),
+            split=self.split, settlement_id=self.setl_id)
+        self.result = SaleResult(
+            setl_id=self.setl_id, mdtrt_id=self.stay.mdtrt_id, psn_no=self._psn_no(),
+            card_number=self.card_info.card_number, split=self.split, slip=slip,
+            msgid=self.settle_msgid)
+        self._go(D.DONE, f"settlement {self.setl_id} done")
+
+    # ----------------------------------------------------------------- inputs
+    def choose_payment(self, pay: PayChoice) -> None:
+        """The patient's choice for the self-pay part (CHOOSE): re-run the trial for it."""
+        self._require(D.CHOOSE)
+        self.pay = pay
+        self._go(D.RETRIAL, f"payment: {pay.label}")
+
+    def cancel(self) -> None:
+        """Stop before the settlement (nothing was charged)."""
+        self._require(D.CHOOSE, D.BANK_FAILED)
+        self._fail(D.CANCELLED, Failure(FailureKind.CANCELLED,
+                                        "settlement stopped by the clerk; nothing was charged"))
+
+    def enter_pin(self, pin: str) -> None:
+        """The holder typed the PIN; it goes to the card and is never kept."""
+        self._require(D.PIN)
+        if not self._pin_ok:
+            try:
+                self.card.verify_pin(pin)
+            except PinWrong as exc:
+                self.pin_tries_left = exc.tries_left
+                self._go(D.PIN, f"wrong PIN: {exc.tries_left} tries left before the card locks",
+                         tries_left=exc.tries_left)
+                return
+            except CardError as exc:
+                self._fail(D.FAILED, card_failure(exc, doing="checking the PIN"))
+                return
+        self._pin_ok = True
+        bank = self.pay.rest is RestBy.BANK and self.trial is not None and self.trial.rest > 0
+        self._go(D.BANK_AUTH if bank else D.DISCHARGE, "PIN correct")
+
+    def cancel_pin(self) -> None:
+        self._require(D.PIN)
+        self._fail(D.FAILED, Failure(FailureKind.PIN_CANCELLED,
+                                     "PIN entry cancelled; nothing was charged", -31))
+
+    def pin_timeout(self) -> None:
+        self._require(D.PIN)
+        self._fail(D.FAILED, Failure(FailureKind.PIN_TIMEOUT,
+                                     "PIN entry timed out; nothing was charged", -32))
+
+    def pay_cash_instead(self) -> None:
+        """The bank part failed (BANK_FAILED): settle with the rest in cash."""
+        self._require(D.BANK_FAILED)
+        self.pay = PayChoice(self.pay.use_account, RestBy.CASH)
+        self._go(D.RETRIAL, "the rest will be paid in cash")
+
+    # ----------------------------------------------------------------- helpers
+    def _psn_no(self) -> str:
+        return self.person.psn_no if self.person else ""
+
+    def _insuplc(self) -> str:
+        return self.person.insuplc_admdvs if self.person else ""
+
+    def _settle_input(self, pay: PayChoice) -> dict[str, Any]:
+        total = sum(ln.amount_fen for ln in self.fees)
+        data: dict[str, Any] = {
+            "mdtrt_id": self.stay.mdtrt_id, "psn_no": self._psn_no(),
+            "mdtrt_cert_type": "03",
+            "mdtrt_cert_no": self.card_info.card_number if self.card_info else "",
+            "card_sn": self.card_info.card_id_code if self.card_info else "",
+            "medfee_sumamt": yuan(total),
+            "acct_used_flag": "1" if pay.use_account else "0",
+            "cash_src": pay.rest.value,
+        }
+        if self.bank_auth is not None:
+            data["bank_auth"] = self.bank_auth.to_wire()
+        return {"data": data}
+
+
+def run_discharge(flow: Discharge, pay: PayChoice, pin: Any, *,
+                  max_pin_tries: int = 3, bank_fallback: str = "cancel") -> Discharge:
+    """Drive a discharge without a UI; ``pin`` is a :data:`terminal.core.checkout.PinSource`."""
+    flow.run_until_input()
+    if flow.state is D.CHOOSE:
+        flow.choose_payment(pay)
+    asked = 0
+    while True:
+        flow.run_until_input()
+        if flow.state is D.PIN:
+            if asked >= max_pin_tries:
+                flow.cancel_pin()
+                break
+            asked += 1
+            try:
+                entered = pin(flow.pin_tries_left)
+            except TimeoutError:
+                flow.pin_timeout()
+                break
+            if entered is None:
+                flow.cancel_pin()
+                break
+            flow.enter_pin(entered)
+        elif flow.state is D.BANK_FAILED:
+            if bank_fallback == "cash":
+                bank_fallback = "cancel"
+                flow.pay_cash_instead()
+            else:
+                flow.cancel()
+        elif flow.state is D.CHOOSE:  # the trial for the choice was refused
+            flow.cancel()
+        else:
+            break
+    return flow

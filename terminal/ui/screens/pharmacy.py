@@ -1,0 +1,451 @@
+"""Pharmacy checkout (the default mode): card, cart, split, PIN pad, slip (seed U1, U4, U5).
+
+The screen drives :class:`terminal.core.checkout.Checkout`; every card and host exchange
+runs in a worker (:class:`~terminal.ui.screens.base.FlowScreen`).
+
+Keys: F2 search · F3 quantity · F4 remove line · F5 payment · F6 read card · F7 new sale ·
+F8 pay · F9 card in/out · F10 mode.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input, OptionList
+
+from terminal.core import slip as slip_text
+from terminal.core.checkout import Checkout, CheckoutState
+from terminal.core.machine import Awaiting, FailureKind, FlowEvent
+from terminal.core.model import PayChoice, yuan
+from terminal.core.ports import CatalogueItem
+from terminal.ui.messages import CardInserted, CardRemoved, CartQtyDelta
+from terminal.ui.screens.base import FlowScreen, Progress
+from terminal.ui.screens.dialogs import AskDialog, ChooseDialog
+from terminal.ui.widgets.card_panel import CardPanel
+from terminal.ui.widgets.cart import CartView, parse_query
+from terminal.ui.widgets.pinpad import PinPad
+from terminal.ui.widgets.slip import SlipPreview
+from terminal.ui.widgets.split import SplitPanel
+from terminal.ui.widgets.status import StatusBar
+
+C = CheckoutState
+
+PAYMENTS = [
+    ("account", "personal account, rest in cash 个人账户+现金"),
+    ("account+bank", "personal account, rest from the bank account 个人账户+银行卡"),
+    ("cash", "all in cash 全部现金"),
+    ("bank", "all from the bank account 全部银行卡"),
+]
+
+
+class PharmacyScreen(FlowScreen):
+    """The checkout a pharmacy clerk uses all day."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "search", "Search"),
+        Binding("f3", "quantity", "Qty"),
+        Binding("f4", "remove_line", "Del"),
+        Binding("f5", "payment", "Pay by"),
+        Binding("f6", "read_card", "Card"),
+        Binding("f7", "new_sale", "New"),
+        Binding("f8", "pay", "PAY"),
+    ]
+
+    flow: Checkout | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pay = PayChoice()
+        self.carried: list[tuple[str, int]] = []
+        """Cart lines kept while the card is out, re-added when it is back."""
+        self.last_slip: str = ""
+        self.pin_problem = ""
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar("Pharmacy 药店收银", id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield CardPanel(id="card")
+                yield SplitPanel(id="split")
+            with Vertical(id="right"):
+                yield CartView(id="cartview")
+        yield Progress(id="progress")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusBar)
+        status.reader = self.sscard.services.reader
+        status.host = self.sscard.services.host_label
+        self.query_one(SplitPanel).payer = self.pay.label
+        self.progress.stop("Insert a card to start a sale 请插卡")
+        self.check_card()
+
+    @work(thread=True, group="probe", exit_on_error=False)
+    def check_card(self) -> None:
+        card = self.sscard.services.card
+        try:
+            present = card is not None and card.present()
+        except Exception:
+            present = False
+        if present:
+            self.app.call_from_thread(self.new_sale)
+
+    # -- the sale -------------------------------------------------------------------------
+    def new_sale(self) -> None:
+        services = self.sscard.services
+        if services.card is None or services.host is None or services.catalogue is None:
+            self.progress.stop("not connected to a card reader and a host", "error")
+            return
+        panel = self.query_one(CardPanel)
+        panel.clear()
+        panel.phase = "reading"
+        split = self.query_one(SplitPanel)
+        split.split = None
+        split.total_fen = 0
+        if not self.carried:
+            self.query_one(CartView).show_lines([])
+        flow = Checkout(services.card, services.host, services.catalogue, services.config,
+                        pay=self.pay, clock=services.clock)
+        self.start_flow(flow, "reading the card 读卡")
+
+    def on_flow_event(self, event: FlowEvent[Any]) -> None:
+        super().on_flow_event(event)
+        flow = self.flow
+        if flow is None:
+            return
+        panel = self.query_one(CardPanel)
+        if event.state is C.IDENTIFY and flow.card_info is not None:
+            info = flow.card_info
+            panel.phase = "ready"
+            panel.name = info.name
+            panel.ssn = info.ssn
+            panel.card_number = info.masked_number
+            self.progress.what = "asking the host who this is (1101)"
+        elif event.state is C.TRIAL:
+            self.progress.what = "trial settlement with the host (2101)"
+            self.query_one(SplitPanel).pending = "asking the host…"
+
+    def flow_settled(self) -> None:
+        flow = self.flow
+        if flow is None:
+            return
+        panel = self.query_one(CardPanel)
+        split_panel = self.query_one(SplitPanel)
+        split_panel.pending = ""
+        if flow.person is not None:
+            panel.phase = "ready"
+            panel.name = flow.person.name
+            panel.ssn = flow.person.certno or panel.ssn
+            panel.insutype = flow.person.insutype
+            panel.balance_fen = flow.person.balance_fen
+            panel.state = flow.person.card_state or "normal"
+        self.query_one(CartView).show_lines(flow.cart.lines)
+        split_panel.total_fen = flow.cart.total_fen
+        split_panel.split = flow.split or (flow.trial if flow.state is C.PIN else None)
+        split_panel.payer = flow.pay.label
+        state = flow.state
+        if state is C.CART:
+            if self.carried:
+                carried, self.carried = self.carried, []
+                self.drive(lambda: self._readd(carried), "putting the cart back")
+                return
+            failed = flow.history[-1].data.get("failure") if flow.history else None
+            if failed:
+                self.progress.stop(flow.message, "error")
+            else:
+                self.progress.stop("Add items (F2 search), then F8 to pay 添加药品后按F8结算",
+                                   "idle")
+        elif state is C.PIN:
+            self.ask_pin()
+        elif state is C.DONE:
+            self.sale_done()
+        elif state in (C.FAILED, C.CANCELLED, C.VOIDED):
+            self.sale_failed()
+        elif flow.awaiting in (Awaiting.CARD_BACK, Awaiting.RECOVERY, Awaiting.CONFIRM):
+            self.progress.stop(flow.message, "error")
+            self.offer_recovery()
+        else:
+            self.progress.stop(flow.message)
+
+    def _readd(self, lines: list[tuple[str, int]]) -> None:
+        flow = self.flow
+        assert flow is not None
+        for code, qty in lines:
+            flow.add_item(code, qty)
+
+    def sale_failed(self) -> None:
+        flow = self.flow
+        assert flow is not None
+        failure = flow.failure
+        message = failure.message if failure else flow.message
+        panel = self.query_one(CardPanel)
+        if failure is not None and failure.kind is FailureKind.CARD_STATUS and flow.person is None:
+            panel.phase = "problem"
+            panel.state = "lost" if "lost" in message else panel.state
+        if failure is not None and failure.kind in (FailureKind.CARD_STATUS,
+                                                    FailureKind.PIN_LOCKED,
+                                                    FailureKind.HOST_UNREACHABLE,
+                                                    FailureKind.HOST_REFUSED,
+                                                    FailureKind.HOST_TIMEOUT,
+                                                    FailureKind.CARD_NOT_GENUINE):
+            panel.phase = "problem"
+            panel.problem = message
+        if failure is not None and failure.kind is FailureKind.PIN_LOCKED:
+            panel.state = "pin_locked"
+            self.app.push_screen(PinPad(locked=message))
+        kind = "idle" if failure and failure.kind is FailureKind.CANCELLED else "error"
+        self.progress.stop(f"{message}  (F7 new sale)", kind)
+
+    def sale_done(self) -> None:
+        flow = self.flow
+        assert flow is not None and flow.result is not None
+        result = flow.result
+        self.last_slip = slip_text.render(result.slip, slip_text.WIDTH_58MM)
+        if result.split.balance_after is not None:
+            self.query_one(CardPanel).balance_fen = result.split.balance_after
+        self.progress.stop(f"sale {result.setl_id} done: total ¥{yuan(result.split.total)}"
+                           f"  成功", "ok")
+
+        def after(choice: str | None) -> None:
+            if choice == "save":
+                path = self.sscard.services.data_dir / "slips"
+                path.mkdir(parents=True, exist_ok=True)
+                target = path / f"slip-{result.setl_id or int(time.time())}.txt"
+                target.write_text(self.last_slip, encoding="utf-8")
+                self.notify(f"slip saved to {target}")
+            self.query_one(CartView).show_lines([])
+            self.query_one(SplitPanel).split = None
+            self.query_one(SplitPanel).total_fen = 0
+            self.progress.stop("F6 next sale on this card, or insert the next card", "idle")
+
+        self.app.push_screen(SlipPreview(self.last_slip), after)
+
+    # -- PIN ------------------------------------------------------------------------------
+    def ask_pin(self) -> None:
+        flow = self.flow
+        assert flow is not None
+        total = flow.trial.total if flow.trial else flow.cart.total_fen
+        problem = flow.message if flow.message.startswith("wrong PIN") else ""
+        self.progress.stop("waiting for the PIN 等待输入密码", "idle")
+
+        def entered(pin: str | None) -> None:
+            current = self.flow
+            if current is None or current.state is not C.PIN:
+                return
+            if pin is None:
+                self.drive(current.cancel_pin, "cancelling")
+            else:
+                self.drive(lambda: current.enter_pin(pin), "checking the PIN 验证密码")
+
+        self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
+                                    problem=problem), entered)
+
+    # -- recovery after settlement -------------------------------------------------------
+    def offer_recovery(self) -> None:
+        flow = self.flow
+        assert flow is not None
+        choices: list[tuple[str, str]] = []
+        if flow.state is C.CARD_PULLED:
+            choices.append(("wait", "insert the card again 重新插卡"))
+            if flow.can_void:
+                choices.append(("void", "void the sale (2601) 撤销交易"))
+        if flow.state is C.BANK_FAILED:
+            choices.append(("cash", "take the rest in cash 余额收现金"))
+            choices.append(("cancel", "cancel the sale (2103) 取消交易"))
+        if flow.state is C.REVERSAL_PENDING:
+            choices.append(("retry", "retry the reversal 重试冲正"))
+        if not choices:
+            return
+
+        def chosen(choice: str | None) -> None:
+            current = self.flow
+            if current is None:
+                return
+            if choice == "void":
+                self.drive(current.void, "voiding the sale")
+            elif choice == "cash":
+                self.drive(current.pay_cash_instead, "taking cash")
+            elif choice == "cancel":
+                self.drive(current.cancel_sale, "cancelling the sale (2103)")
+            elif choice == "retry":
+                self.drive(current.retry_reversal, "retrying the reversal")
+
+        self.app.push_screen(ChooseDialog(flow.message, choices), chosen)
+
+    # -- card events ----------------------------------------------------------------------
+    def on_card_inserted(self, message: CardInserted) -> None:
+        flow = self.flow
+        if flow is not None and flow.state is C.CARD_PULLED:
+            self.drive(flow.card_returned, "reading the card again")
+            return
+        if flow is None or flow.finished:
+            self.new_sale()
+
+    def on_card_removed(self, message: CardRemoved) -> None:
+        flow = self.flow
+        if self.busy:
+            return  # the running step sees the pull itself
+        if flow is None or flow.finished:
+            self.query_one(CardPanel).clear()
+            self.progress.stop("Insert a card to start a sale 请插卡")
+            return
+        if flow.state in (C.CART, C.PIN):
+            self.carried = [(ln.item.code, ln.qty) for ln in flow.cart.lines]
+            if isinstance(self.app.screen, PinPad):
+                self.app.screen.dismiss(None)
+            self.drive(flow.cancel, "card removed")
+            self.query_one(CardPanel).clear()
+
+    # -- cart -------------------------------------------------------------------------------
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        query = parse_query(event.value)
+        if not query.text:
+            self.query_one(CartView).hide_results()
+            return
+        self.search(query.text)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def search(self, text: str) -> None:
+        catalogue = self.sscard.services.catalogue
+        if catalogue is None:
+            return
+        items: list[CatalogueItem] = list(catalogue.search(text, limit=6))
+        self.app.call_from_thread(self.query_one(CartView).show_results, items)
+
+    def on_key(self, event: Any) -> None:
+        search = self.query_one("#search", Input)
+        if not search.has_focus:
+            return
+        results = self.query_one("#results", OptionList)
+        if event.key == "down" and results.has_class("-open"):
+            results.action_cursor_down()
+            event.stop()
+        elif event.key == "up" and results.has_class("-open"):
+            results.action_cursor_up()
+            event.stop()
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self, event: Input.Submitted) -> None:
+        query = parse_query(event.value)
+        code = self.query_one(CartView).highlighted_result or query.text
+        if code:
+            self.add(code, query.qty)
+        event.input.value = ""
+        self.query_one(CartView).hide_results()
+
+    @on(OptionList.OptionSelected, "#results")
+    def result_chosen(self, event: OptionList.OptionSelected) -> None:
+        search = self.query_one("#search", Input)
+        query = parse_query(search.value)
+        if event.option.id:
+            self.add(event.option.id, query.qty)
+        search.value = ""
+        self.query_one(CartView).hide_results()
+        search.focus()
+
+    def add(self, code: str, qty: int) -> None:
+        flow = self.flow
+        if flow is None or flow.state is not C.CART or self.busy:
+            self.notify("insert the card first (the sale starts with the card) 请先插卡",
+                        severity="warning")
+            return
+        self.drive(lambda: self._add_checked(flow, code, qty), "adding")
+
+    def _add_checked(self, flow: Checkout, code: str, qty: int) -> None:
+        try:
+            flow.add_item(code, qty)
+        except ValueError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+
+    def on_cart_qty_delta(self, message: CartQtyDelta) -> None:
+        flow = self.flow
+        if flow is None or flow.state is not C.CART or self.busy:
+            return
+        line = next((ln for ln in flow.cart.lines if ln.item.code == message.code), None)
+        if line is not None:
+            qty = max(0, line.qty + message.delta)
+            self.drive(lambda: flow.set_qty(message.code, qty), "changing the quantity")
+
+    def action_quantity(self) -> None:
+        flow = self.flow
+        code = self.query_one(CartView).selected_code
+        if flow is None or flow.state is not C.CART or code is None:
+            return
+
+        def chosen(value: str | None) -> None:
+            if value is None:
+                return
+            try:
+                qty = int(value)
+            except ValueError:
+                self.notify("the quantity is a whole number", severity="warning")
+                return
+            if qty < 0:
+                self.notify("the quantity is a whole number", severity="warning")
+                return
+            self.drive(lambda: flow.set_qty(code, qty), "changing the quantity")
+
+        line = next((ln for ln in flow.cart.lines if ln.item.code == code), None)
+        self.app.push_screen(AskDialog(f"Quantity 数量: {line.item.name if line else code}",
+                                       str(line.qty if line else 1)), chosen)
+
+    def action_remove_line(self) -> None:
+        flow = self.flow
+        code = self.query_one(CartView).selected_code
+        if flow is None or flow.state is not C.CART or code is None or self.busy:
+            return
+        self.drive(lambda: flow.set_qty(code, 0), "removing")
+
+    def action_payment(self) -> None:
+        def chosen(choice: str | None) -> None:
+            if choice is None:
+                return
+            self.pay = PayChoice.parse(choice)
+            self.query_one(SplitPanel).payer = self.pay.label
+            flow = self.flow
+            if flow is not None and flow.state in (C.CART, C.PIN) and not self.busy:
+                pay = self.pay
+                self.drive(lambda: flow.set_payment(pay), "changing the payment")
+
+        self.app.push_screen(ChooseDialog("Payment 支付方式", PAYMENTS, current=self.pay.label),
+                             chosen)
+
+    def action_pay(self) -> None:
+        flow = self.flow
+        if flow is None or flow.state is not C.CART or self.busy:
+            self.notify("nothing to pay yet: insert the card and add items", severity="warning")
+            return
+        if not flow.cart:
+            self.notify("the cart is empty 购物车为空", severity="warning")
+            return
+        self.drive(flow.confirm_cart, "trial settlement 预结算")
+
+    def action_read_card(self) -> None:
+        if self.busy:
+            return
+        if self.flow is not None and not self.flow.finished and self.flow.state in (C.CART,):
+            flow = self.flow
+            self.carried = [(ln.item.code, ln.qty) for ln in flow.cart.lines]
+            self.drive(flow.cancel, "reading the card again")
+            self.call_after_refresh(self.new_sale)
+            return
+        self.new_sale()
+
+    def action_new_sale(self) -> None:
+        if self.busy:
+            return
+        flow = self.flow
+        self.carried = []
+        if flow is not None and flow.state in (C.CART, C.PIN):
+            self.drive(flow.cancel, "cancelling the sale")
+            return
+        self.new_sale()

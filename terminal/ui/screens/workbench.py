@@ -1,0 +1,240 @@
+"""The developer workbench: readers and cards, APDU console, file tree, live trace.
+
+Card I/O runs in thread workers over :class:`terminal.core.workbench.Workbench`; the screen
+never blocks on the card.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
+
+from terminal.core.workbench import (
+    Exchange,
+    NodeContent,
+    ReplayResult,
+    TraceLine,
+    Workbench,
+    WorkbenchError,
+)
+from terminal.ui.messages import CardInserted, CardRemoved
+from terminal.ui.screens.dialogs import AskDialog, ChooseDialog
+from terminal.ui.widgets.status import StatusBar
+from terminal.ui.widgets.workbench import ApduConsole, FileBrowser, TracePanel
+
+if TYPE_CHECKING:
+    from terminal.ui.app import SscardApp
+
+
+class WorkbenchScreen(Screen[None]):
+    """Readers, APDU console, file tree and trace for card developers."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f2", "choose_reader", "Reader"),
+        Binding("f3", "console", "Console"),
+        Binding("f4", "read_file", "Read file"),
+        Binding("f5", "record", "Record"),
+        Binding("f6", "replay", "Replay"),
+        Binding("f7", "trace", "Trace"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recording_since: float | None = None
+
+    @property
+    def sscard(self) -> SscardApp:
+        return cast("SscardApp", self.app)
+
+    @property
+    def bench(self) -> Workbench | None:
+        return self.sscard.services.workbench
+
+    def compose(self) -> ComposeResult:
+        yield StatusBar("Workbench 工作台", id="status")
+        with TabbedContent(initial="tab-console", id="bench-tabs"):
+            with TabPane("Console 指令", id="tab-console"):
+                yield ApduConsole(id="console")
+            with TabPane("Files 文件", id="tab-files"):
+                yield FileBrowser(id="browser")
+            with TabPane("Trace 跟踪", id="tab-trace"):
+                yield TracePanel(id="trace")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusBar)
+        status.host = self.sscard.services.host_label
+        if self.bench is None:
+            status.reader = "no workbench available for this reader"
+            return
+        self.bench.subscribe(self.query_one(TracePanel).feed)
+        self.refresh_status()
+        self.connect(self.sscard.services.reader)
+
+    def on_unmount(self) -> None:
+        if self.bench is not None:
+            self.bench.unsubscribe(self.query_one(TracePanel).feed)
+
+    def refresh_status(self) -> None:
+        status = self.query_one(StatusBar)
+        bench = self.bench
+        status.reader = (bench.reader if bench and bench.reader else "not connected")
+        status.card = "recording trace" if self.recording_since else ""
+
+    # -- readers --------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="bench")
+    def connect(self, reader: str) -> None:
+        bench = self.bench
+        if bench is None or not reader:
+            return
+        try:
+            atr = bench.open(reader)
+        except WorkbenchError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+        else:
+            self.app.call_from_thread(self.notify, f"{reader}: ATR {atr.hex(' ').upper()}")
+        self.app.call_from_thread(self.refresh_status)
+
+    @work(thread=True, exclusive=True, group="bench")
+    def action_choose_reader(self) -> None:
+        if self.bench is None:
+            return
+        try:
+            readers = self.bench.readers()
+        except Exception as exc:  # a reader service failure must not kill the screen
+            self.app.call_from_thread(self.notify, f"cannot list readers: {exc}",
+                                      severity="error")
+            return
+        choices = [(r.name, f"{r.name}  {'card' if r.card_present else 'empty'}")
+                   for r in readers]
+        self.app.call_from_thread(self._ask_reader, choices)
+
+    def _ask_reader(self, choices: list[tuple[str, str]]) -> None:
+        def chosen(name: str | None) -> None:
+            if name:
+                self.connect(name)
+
+        self.app.push_screen(ChooseDialog("Reader 读卡器", choices,
+                                          current=self.bench.reader if self.bench else None),
+                             chosen)
+
+    def on_card_inserted(self, message: CardInserted) -> None:
+        self.connect(message.reader)
+
+    def on_card_removed(self, message: CardRemoved) -> None:
+        if self.bench is not None and self.bench.reader == message.reader:
+            self.bench.close()
+        self.refresh_status()
+
+    # -- console ----------------------------------------------------------------------
+    def action_console(self) -> None:
+        self.query_one(TabbedContent).active = "tab-console"
+        self.query_one("#apdu-input", Input).focus()
+
+    def action_trace(self) -> None:
+        self.query_one(TabbedContent).active = "tab-trace"
+
+    @on(Input.Submitted, "#apdu-input")
+    def send_typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.send(event.value)
+            event.input.value = ""
+
+    @work(thread=True, exclusive=False, group="bench")
+    def send(self, text: str) -> None:
+        if self.bench is None:
+            return
+        try:
+            exchange = self.bench.send(text)
+        except WorkbenchError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._show_exchange, exchange)
+
+    def _show_exchange(self, exchange: Exchange) -> None:
+        self.query_one(ApduConsole).add(exchange)
+
+    # -- files ------------------------------------------------------------------------
+    def action_read_file(self) -> None:
+        self.query_one(TabbedContent).active = "tab-files"
+        path = self.query_one(FileBrowser).selected_path
+        self.read_file(path)
+
+    @work(thread=True, exclusive=True, group="bench")
+    def read_file(self, path: tuple[str, ...]) -> None:
+        if self.bench is None:
+            return
+        try:
+            content = self.bench.read_node(path)
+        except WorkbenchError as exc:
+            self.app.call_from_thread(self.query_one(FileBrowser).show_error, str(exc))
+            return
+        self.app.call_from_thread(self._show_content, content)
+
+    def _show_content(self, content: NodeContent) -> None:
+        self.query_one(FileBrowser).show(content)
+        console = self.query_one(ApduConsole)
+        for exchange in self.bench.history[len(console.exchanges):] if self.bench else []:
+            console.add(exchange)
+
+    @on(Tree.NodeSelected, "#files")
+    def file_chosen(self, event: Tree.NodeSelected[tuple[str, ...]]) -> None:
+        if event.node.data:
+            self.read_file(tuple(event.node.data))
+
+    # -- trace record / replay --------------------------------------------------------
+    def action_record(self) -> None:
+        bench = self.bench
+        if bench is None:
+            return
+        if self.recording_since is None:
+            bench.start_recording()
+            self.recording_since = time.time()
+            self.notify("recording the trace: F5 again to save it")
+        else:
+            path = self.sscard.traces_dir / time.strftime("trace-%Y%m%d-%H%M%S.jsonl")
+            count = bench.stop_recording(path)
+            self.recording_since = None
+            self.sscard.last_trace = path
+            self.notify(f"saved {count} trace lines to {path}")
+        self.refresh_status()
+
+    def action_replay(self) -> None:
+        last = self.sscard.last_trace
+        default = str(last) if last else str(self.sscard.traces_dir)
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self.replay(Path(path).expanduser())
+
+        self.app.push_screen(AskDialog("Replay trace file 回放跟踪文件", default), chosen)
+
+    @work(thread=True, exclusive=True, group="bench")
+    def replay(self, path: Path) -> None:
+        if self.bench is None:
+            return
+        try:
+            lines = self.bench.load_trace(path)
+            result = self.bench.replay(lines)
+        except WorkbenchError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._replayed, result)
+
+    def _replayed(self, result: ReplayResult) -> None:
+        console = self.query_one(ApduConsole)
+        for exchange in self.bench.history[len(console.exchanges):] if self.bench else []:
+            console.add(exchange)
+        self.notify(f"replayed {result.sent} commands: {result.matched} answered as recorded,"
+                    f" {len(result.mismatches)} differ",
+                    severity="warning" if result.mismatches else "information")
+
+    def feed_trace(self, line: TraceLine) -> None:
+        self.query_one(TracePanel).feed(line)
