@@ -86,6 +86,9 @@ BALANCE, ANNUAL_SELF_PAY, ANNUAL_POOLED = 0x01, 0x02, 0x03
 #: CIPHER DATA P1 (spec/card.md §9).
 CIPHER_ENCRYPT, CIPHER_MAC_ONE_BLOCK = 0x00, 0x05
 CIPHER_MAC_FIRST, CIPHER_MAC_NEXT, CIPHER_MAC_LAST = 0x07, 0x03, 0x01
+#: sscard PSAM extensions of CIPHER DATA: 08 authentication data of an 8-byte original,
+#: 09 check a card's internal-authentication answer (data ``original8 ‖ answer8``).
+CIPHER_AUTH_DATA, CIPHER_CHECK_INTERNAL_AUTH = 0x08, 0x09
 #: GENERATE AC reference control parameter (EMV Book 3 §6.5.5).
 AC_AAC, AC_TC, AC_ARQC = 0x00, 0x40, 0x80
 #: Le 00: "up to 256 bytes" (short); cards that need the exact length answer 6Cxx.
@@ -401,10 +404,12 @@ def delivery_session_key(usage: int, kid: int, factors: bytes, data: bytes = b""
 
 
 def cipher_data(p1: int, data: bytes, le: int | None = LE_ANY) -> CommandApdu:
-    """CIPHER DATA ``80 FA P1 00`` (P1 00 encrypt, 05 one-block MAC, 07/03/01 MAC chain)."""
+    """CIPHER DATA ``80 FA P1 00`` (spec/card.md §9: P1 00 encrypt, 05 one-block MAC,
+    07/03/01 MAC chain; sscard PSAM extensions 08 auth data, 09 internal-auth check)."""
     if p1 not in (CIPHER_ENCRYPT, CIPHER_MAC_ONE_BLOCK, CIPHER_MAC_FIRST, CIPHER_MAC_NEXT,
-                  CIPHER_MAC_LAST):
-        raise ApduError(f"CIPHER DATA P1 {p1!r} is not 00, 05, 07, 03 or 01", SW_WRONG_P1P2)
+                  CIPHER_MAC_LAST, CIPHER_AUTH_DATA, CIPHER_CHECK_INTERNAL_AUTH):
+        raise ApduError(f"CIPHER DATA P1 {p1!r} is not 00, 05, 07, 03, 01, 08 or 09",
+                        SW_WRONG_P1P2)
     if not data:
         raise ApduError("CIPHER DATA needs data", SW_WRONG_DATA)
     if p1 in (CIPHER_MAC_FIRST, CIPHER_MAC_NEXT):

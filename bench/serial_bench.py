@@ -36,14 +36,12 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "cards"
 
 
 def _card() -> tuple[VirtualCard, str]:
-    """A 2.00 fixture card (EF06 readable without RKSSSE) in memory, else a freshly issued one."""
-    for path in sorted(FIXTURES.glob("*.json")):
-        try:
-            doc = json.loads(path.read_text("utf-8"))
-            card = VirtualCard.from_doc(doc, t0=True)
-        except Exception:  # not a card image
-            continue
-        return card, path.name
+    """The 2.00 fixture card wang-wu (EF06 readable without RKSSSE), in memory; else a freshly
+    issued 2.00 card."""
+    path = FIXTURES / "wang-wu.json"
+    if path.exists():
+        doc = json.loads(path.read_text("utf-8"))
+        return VirtualCard.from_doc(doc, t0=True), f"fixtures/cards/{path.name}"
     body = "11010519491231002"
     ssn = body + codec.id_check_digit(body)
     issued = issue(Holder(name="张三", ssn=ssn), bank="ICBC", generation="2.00", pin="123456")

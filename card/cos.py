@@ -8,7 +8,8 @@ Behaviour:
 
 * ``transmit`` never raises for any byte string: a malformed, unknown or out-of-state
   command gets the status word of spec/card.md §7 / ISO 7816-4; an internal error gets 6F00,
-  the card reloads its last durable state and stays usable. The one exception is a
+  the card reloads its last durable state and stays usable; a failed image write answers
+  6581 (memory failure) and nothing of the command is kept. The one exception is a
   physical event (:class:`card.errors.CardEvent`, a ``ConnectionError``): a power cut or a
   pull injected by :mod:`card.faults`, or a command sent to an unpowered or removed card.
 * Durability: every durable change (PIN counter, ATC, blocks, file updates, PIN changes)
@@ -49,7 +50,7 @@ from apdu.command import CommandApdu
 from apdu.errors import ApduError
 from apdu.response import ResponseApdu
 from apdu.t0 import T0CardAdapter
-from card import crypto, pboc, pin
+from card import crypto, pboc, pin, purse
 from card.errors import CardEvent, CardNotPowered, CardRemoved, ImageError
 from card.faults import FaultPlan
 from card.fs import DedicatedFile, ElementaryFile
@@ -122,7 +123,9 @@ class VirtualCard:
         return self.atr()
 
     def power_off(self) -> None:
+        """Remove power: only what was committed to the store survives to the next power_on."""
         self.powered = False
+        self._stale = True
         self._reset_volatile()
 
     def reset(self) -> bytes:
@@ -142,10 +145,7 @@ class VirtualCard:
         raw = bytes(command)
         try:
             forced = self.faults.begin_command(raw[1] if len(raw) >= 2 else None)
-            if forced is not None:
-                out = forced.to_bytes(2, "big")
-            else:
-                out = self._transmit(raw)
+            out = forced.to_bytes(2, "big") if forced is not None else self._transmit(raw)
             self.faults.end_command()
             return out
         except CardEvent as event:
@@ -160,6 +160,7 @@ class VirtualCard:
         self.authenticated: set[str] = set()
         self.challenges: list[bytes] = []
         self.pboc_state = pboc.PbocState()
+        self.purse_state = purse.PurseState()
         self._t0.reset()
 
     def _lose_power(self, removed: bool) -> None:
@@ -195,16 +196,24 @@ class VirtualCard:
             answer = self.dispatch(cmd)
         except CardEvent:
             raise
+        except OSError:  # the image could not be written: the card's EEPROM failed
+            log.exception("memory failure processing %s", cmd.header.hex().upper())
+            self._reload()
+            return sw(0x6581)
         except Exception:  # a bug must not kill the card: 6F00, reload the durable state
             log.exception("internal error processing %s", cmd.header.hex().upper())
-            try:
-                self.image = CardImage.from_doc(self.store.load())
-            except Exception:  # the store itself is unreadable: keep the working copy
-                log.exception("reloading the card image failed")
-            self._reset_volatile()
+            self._reload()
             return sw(0x6F00)
         self.step("command.done")
         return answer
+
+    def _reload(self) -> None:
+        """Drop uncommitted changes: back to the last durable image, volatile state reset."""
+        try:
+            self.image = CardImage.from_doc(self.store.load())
+        except Exception:  # the store itself is unreadable: keep the working copy
+            log.exception("reloading the card image failed")
+        self._reset_volatile()
 
     def step(self, name: str) -> None:
         """A fault-injection checkpoint."""
@@ -230,12 +239,14 @@ class VirtualCard:
         if handler is None:
             if cmd.ins in _KNOWN_INS:
                 return sw(0x6E00)
-            if cmd.cla not in (0x00, 0x04, 0x80, 0x84):
+            if cmd.cla not in (0x00, 0x04, 0x80, 0x84, 0xB0):
                 return sw(0x6E00)
             return sw(0x6D00)
         app = self.application
         if app and app in self.image.blocked_apps and cmd.ins not in (0xA4, 0x84):
             return sw(0x9303)
+        if (cmd.cla, cmd.ins) not in ((0xB0, 0x2A), (0xB0, 0x2C)):
+            self.purse_state = purse.PurseState()  # any other command ends a purse exchange
         return handler(self, cmd)
 
     # -- SELECT (ISO 7816-4 §11.2.2, spec/card.md §3) -------------------------------------------
@@ -273,12 +284,12 @@ class VirtualCard:
             return sw(0x6A86)
         if target is None:
             return sw(0x6A82)
+        app = self.application if isinstance(target, ElementaryFile) else target.application
+        if app and app in self.image.blocked_apps:
+            return sw(0x9303)
         if isinstance(target, ElementaryFile):
             self.current_ef = target
             return sw(SW_OK)
-        app = target.application
-        if app and app in self.image.blocked_apps:
-            return sw(0x9303)
         if app != self.application:
             self.authenticated.clear()
             self.pboc_state = pboc.PbocState()
@@ -676,5 +687,10 @@ _HANDLERS: dict[tuple[int, int], Callable[[VirtualCard, CommandApdu], Answer]] =
     (0x80, 0xAE): VirtualCard.cmd_generate_ac,
     (0x80, 0xCA): VirtualCard.cmd_get_data,
     (0x00, 0xCA): VirtualCard.cmd_get_data,
+    (0xB0, 0x26): purse.get_balance,
+    (0xB0, 0x28): purse.initialize,
+    (0xB0, 0x2A): purse.credit_for_load,
+    (0xB0, 0x2C): purse.debit_for_purchase,
+    (0xB0, 0x2E): purse.get_transaction_proof,
 }
 _KNOWN_INS = {ins for _, ins in _HANDLERS}

@@ -27,8 +27,15 @@ Every function raises :class:`CryptoError` (a ``ValueError``) on wrong lengths.
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import (
+    Cipher,
+    CipherContext,
+    algorithms,
+    modes,
+)
 
 ALG_3DES = 0x01
 ALG_SM4 = 0x03
@@ -48,7 +55,12 @@ def block_size(alg: int) -> int:
     raise CryptoError(f"unknown algorithm id {alg:#04x}")
 
 
-def _cipher(key: bytes, alg: int, mode: modes.Mode) -> Cipher[modes.Mode]:
+def _context(key: bytes, alg: int, mode: modes.ECB | modes.CBC, encrypt: bool) -> CipherContext:
+    cipher = _cipher(key, alg, mode)
+    return cipher.encryptor() if encrypt else cipher.decryptor()
+
+
+def _cipher(key: bytes, alg: int, mode: modes.ECB | modes.CBC) -> Cipher[Any]:
     if alg == ALG_3DES:
         if len(key) not in (8, 16, 24):
             raise CryptoError(f"3DES key must be 8, 16 or 24 bytes, got {len(key)}")
@@ -71,7 +83,7 @@ def encrypt(key: bytes, data: bytes, alg: int) -> bytes:
     """
     if len(data) % block_size(alg):
         raise CryptoError(f"data of {len(data)} bytes is not whole {block_size(alg)}-byte blocks")
-    enc = _cipher(key, alg, modes.ECB()).encryptor()
+    enc = _context(key, alg, modes.ECB(), True)
     return enc.update(data) + enc.finalize()
 
 
@@ -79,7 +91,7 @@ def decrypt(key: bytes, data: bytes, alg: int) -> bytes:
     """ECB decryption of whole blocks."""
     if len(data) % block_size(alg):
         raise CryptoError(f"data of {len(data)} bytes is not whole {block_size(alg)}-byte blocks")
-    dec = _cipher(key, alg, modes.ECB()).decryptor()
+    dec = _context(key, alg, modes.ECB(), False)
     return dec.update(data) + dec.finalize()
 
 
@@ -162,7 +174,7 @@ def cbc_last_block(key: bytes, data: bytes, alg: int, iv: bytes | None = None) -
     bs = block_size(alg)
     if len(data) % bs or not data:
         raise CryptoError("CBC-MAC input must be whole blocks")
-    enc = _cipher(key, alg, modes.CBC(iv or b"\x00" * bs)).encryptor()
+    enc = _context(key, alg, modes.CBC(iv or b"\x00" * bs), True)
     out = enc.update(data) + enc.finalize()
     return out[-bs:]
 

@@ -14,6 +14,7 @@ Document shape (schema 1), every binary value as upper-case hex::
                 (SHA-256 of salt ‖ PIN digits), length, tries_left, initial
     keys        card keys diversified to level 3 (card.keys)
     counters    atc (bank application transaction counter)
+    purse       offline purse counters and the last transaction proof (card.purse)
     state       card_blocked, blocked_apps
     files       the MF tree (card.fs)
     integrity   {"algorithm": "sha256", "sections": {section: digest}}
@@ -26,6 +27,7 @@ so a crash leaves either the old or the new image, never half of one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -158,8 +160,13 @@ def atomic_write(path: str | os.PathLike[str], text: str,
     """
     p = Path(path)
     directory = p.parent if str(p.parent) else Path(".")
+    try:
+        mode = p.stat().st_mode & 0o777
+    except FileNotFoundError:
+        mode = 0o644
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -168,10 +175,8 @@ def atomic_write(path: str | os.PathLike[str], text: str,
             before_rename()
         os.replace(tmp, p)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     dfd = os.open(directory, os.O_RDONLY)
     try:
@@ -276,7 +281,7 @@ class CardImage:
     blocked_apps: list[str]
     mf: DedicatedFile
     test_keys: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    purse: dict[str, Any] = field(default_factory=lambda: dict(PURSE_DEFAULT))
 
     @property
     def algorithm(self) -> int:
@@ -313,6 +318,7 @@ class CardImage:
             "keys": {k: v.hex().upper() for k, v in sorted(self.keys.items())},
             "counters": {"atc": self.atc},
             "state": {"card_blocked": self.card_blocked, "blocked_apps": list(self.blocked_apps)},
+            "purse": {k: copy.deepcopy(v) for k, v in self.purse.items() if v is not None},
             "files": self.mf.to_doc(),
         }
 
@@ -339,7 +345,7 @@ class CardImage:
         if pin_policy not in PIN_POLICIES:
             raise ImageError("policy.pin_policy", "must be 'shared' or 'separate'")
         max_tries = policy.get("pin_max_tries", 3)
-        if not isinstance(max_tries, int) or isinstance(max_tries, bool) or not 1 <= max_tries <= 15:
+        if not _is_int(max_tries) or not 1 <= max_tries <= 15:
             raise ImageError("policy.pin_max_tries", "must be an integer 1..15")
         activated = policy.get("activated", True)
         if not isinstance(activated, bool):
@@ -376,8 +382,35 @@ class CardImage:
         mf = node_from_doc(doc.get("files"), "files")
         if not isinstance(mf, DedicatedFile) or mf.fid != 0x3F00:
             raise ImageError("files", "the root must be the MF (df, fid 3F00)")
+        purse = _purse(doc.get("purse", PURSE_DEFAULT))
         return cls(identity, atr, pin_policy, max_tries, activated, pins, keys, atc,
-                   card_blocked, blocked_apps, mf, test_keys)
+                   card_blocked, blocked_apps, mf, test_keys, purse)
+
+
+PURSE_DEFAULT: dict[str, Any] = {"offline_seq": 0, "online_seq": 0, "last": None}
+
+
+def _purse(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ImageError("purse", "must be an object")
+    out = dict(PURSE_DEFAULT)
+    for key in ("offline_seq", "online_seq"):
+        n = value.get(key, 0)
+        if not _is_int(n) or not 0 <= n <= 0xFFFF:
+            raise ImageError(f"purse.{key}", "must be an integer 0..65535")
+        out[key] = n
+    last = value.get("last")
+    if last is not None:
+        if (not isinstance(last, dict) or not _is_int(last.get("seq"))
+                or last.get("type") not in (0x02, 0x06) or not isinstance(last.get("proof"), str)):
+            raise ImageError("purse.last", "must hold seq, type (2 or 6) and proof")
+        _hexfield(last["proof"], "purse.last.proof")
+        out["last"] = dict(last)
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:

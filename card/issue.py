@@ -319,6 +319,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
         "keys": {k: v.hex().upper() for k, v in sorted(card_keys.items())},
         "counters": {"atc": 0},
         "state": {"card_blocked": False, "blocked_apps": []},
+        "purse": {"offline_seq": 0, "online_seq": 0},
         "files": mf,
     }
     doc = seal(doc)

@@ -6,10 +6,10 @@ development and nothing else. Card and PSAM images built from them carry
 
 Key hierarchy (three diversification levels, spec/card.md §8)::
 
-    TEST root(name, alg)                              = SHA-256("sscard TEST root key|name|alg")[:16]
+    TEST root(name, alg) = SHA-256("sscard TEST root key|name|alg")[:16]
       └─ level 1: factor ASCII(city[:2]) ‖ "0000sh"   province key
-          └─ level 2: factor ASCII(city) ‖ "sx"       city key   ← what a PSAM of that city holds
-              └─ level 3: ATR historical bytes 6–13    card key   ← what the card holds
+          └─ level 2: factor ASCII(city) ‖ "sx"       city key  ← what a PSAM of that city holds
+              └─ level 3: ATR historical bytes 6–13    card key  ← what the card holds
 
 The bank application's application-cryptogram master key ``AC`` uses the same first two
 levels and, at level 3, the EMV "option A" factor of the PAN (:func:`pan_factor`) so the
@@ -31,6 +31,8 @@ BK       05    01    APPLICATION BLOCK
 LK       06    01    CARD BLOCK
 AC       07    01    bank application cryptogram master key (level 3 = PAN factor)
 DPK      08    01    offline purse purchase key (INIT SAM FOR PURCHASE)
+DTK      09    01    offline purse transaction authentication code (TAC) key
+DLK      0A    01    offline purse load key (held by the host)
 ======== ===== ===== ==============================================================
 """
 
@@ -52,11 +54,14 @@ KEY_IDS: dict[str, tuple[int, int]] = {
     "LK": (0x06, 0x01),
     "AC": (0x07, 0x01),
     "DPK": (0x08, 0x01),
+    "DTK": (0x09, 0x01),
+    "DLK": (0x0A, 0x01),
 }
 KEY_BY_ID: dict[tuple[int, int], str] = {v: k for k, v in KEY_IDS.items()}
 
 #: Keys a card holds, diversified to level 3 with the ATR factor.
-CARD_KEYS = ("IRK", "RKSSSE", "PUK", "BPUK", "UKSSSE", "UK1DF04", "BK", "LK", "DPK")
+CARD_KEYS = ("IRK", "RKSSSE", "PUK", "BPUK", "UKSSSE", "UK1DF04", "BK", "LK", "DPK", "DTK",
+             "DLK")
 
 ALG_NAMES = {"3DES": crypto.ALG_3DES, "SM4": crypto.ALG_SM4}
 

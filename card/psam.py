@@ -9,7 +9,7 @@ terminal passes, so the terminal never holds a key. It speaks APDUs only and imp
 
 Commands
 --------
-* ``00 A4 00 00 02 FID``: SELECT 3F00 (MF), 1001 (PSAM application DF) or EF16 (also
+* ``00 A4 00|02 00 02 FID``: SELECT 3F00 (MF), 1001 (PSAM application DF) or EF16 (also
   addressed as 0016).
 * ``00 B0 96 00 06``: READ BINARY of EF16 by SFI 16h (the terminal number); after SELECT
   of 0016 also ``00 B0 00 00 06``.
@@ -277,7 +277,7 @@ class VirtualPsam:
         return handler(cmd)
 
     def _select(self, cmd: CommandApdu) -> Answer:
-        if cmd.p1 != 0x00 or cmd.p2 not in (0x00, 0x0C):
+        if cmd.p1 not in (0x00, 0x02) or cmd.p2 not in (0x00, 0x0C):
             return _st(0x6A86)
         if cmd.data not in (b"", b"\x3f\x00", b"\x10\x01", *EF16_FIDS):
             return _st(0x6A82 if len(cmd.data) == 2 else 0x6700)

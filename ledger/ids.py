@@ -66,7 +66,7 @@ def valid_card_no(card_no: str) -> bool:
 def make_card_no(seed: str, salt: int = 0) -> str:
     """A well-formed card number derived from ``seed`` (letter ‖ 7 digits ‖ check)."""
     h = int.from_bytes(hashlib.sha256(f"{seed}/{salt}".encode()).digest()[:8], "big")
-    body = _ALNUM[10 + h % 26] + f"{(h // 26) % 10_000_000:07d}"
+    body = _ALNUM[10 + h % 24] + f"{(h // 24) % 10_000_000:07d}"  # A..X; Y, Z: bulk loads
     return body + card_check_char(body)
 
 
@@ -93,6 +93,8 @@ def make_card_sn(area: str, seed: str) -> str:
     """Card identification code (spec/card.md §4, EF05 tag 01): area(6) ‖ ``D156000005`` ‖
     serial (8 hex) ‖ authentication code (8 hex)."""
     serial = hashlib.sha256(seed.encode()).hexdigest()[:8].upper()
+    if serial[0] == "F":  # serials F……… are left to bulk loads
+        serial = "E" + serial[1:]
     return f"{area}D156000005{serial}{card_sn_auth(area, serial)}"
 
 
@@ -125,8 +127,9 @@ def valid_pan(pan: str) -> bool:
 
 
 def make_pan(bin6: str, serial: int) -> str:
-    """A 19-digit PAN: issuer BIN ‖ 12-digit serial ‖ Luhn digit."""
-    body = f"{bin6}{serial % 10**12:012d}"
+    """A 19-digit PAN: issuer BIN ‖ 12-digit serial ‖ Luhn digit (serials from 9×10¹¹ up
+    are left to bulk loads)."""
+    body = f"{bin6}{serial % (9 * 10**11):012d}"
     return body + luhn_digit(body)
 
 

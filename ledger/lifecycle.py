@@ -27,13 +27,33 @@ from typing import Any
 
 from ledger import books
 from ledger.errors import BadRequest, NotFound, Refused
-from ledger.holders import (BANK_NAMES, LIVE, Card, effective_state, get_card, get_person,
-                            holder_check, live_card, temp_loss_lapses)
+from ledger.holders import (
+    BANK_NAMES,
+    LIVE,
+    Card,
+    effective_state,
+    get_card,
+    get_person,
+    holder_check,
+    live_card,
+    temp_loss_lapses,
+)
 from ledger.ids import make_card_no, make_card_sn, make_pan, valid_id_number
 from ledger.money import yuan
 from ledger.registry import Ctx, op
-from ledger.schemas import (In8101, In8102, In8103, In8104, In8105, In8106, In8107, In8109,
-                            In8201, In8202, In8203)
+from ledger.schemas import (
+    In8101,
+    In8102,
+    In8103,
+    In8104,
+    In8105,
+    In8106,
+    In8107,
+    In8109,
+    In8201,
+    In8202,
+    In8203,
+)
 from ledger.store.base import Tx
 
 

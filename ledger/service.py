@@ -98,6 +98,13 @@ class HostService:
             self._policies = {str(a): policy_from_text(str(b)) for a, b in rows}
         return self._policies
 
+    def reload(self) -> None:
+        """(Re)read the policies and institutions that ``sscard host init`` stored."""
+        self._policies = None
+        self._institutions = None
+        _ = self.policies
+        self._load_institutions()
+
     def policy(self, admdvs: str) -> Policy:
         try:
             return self.policies[admdvs]
@@ -105,13 +112,18 @@ class HostService:
             raise Refused(f"no settlement policy for area {admdvs} at this host; "
                           f"known areas: {', '.join(sorted(self.policies))}") from None
 
-    def institution(self, code: str) -> dict[str, Any]:
+    def _load_institutions(self) -> None:
         if self._institutions is None:
             rows = self.store.run(lambda tx: tx.all(
                 "SELECT fixmedins_code, name, kind, admdvs, designated, bank FROM institutions"))
             self._institutions = {
                 str(r[0]): {"code": r[0], "name": r[1], "kind": r[2], "admdvs": r[3],
                             "designated": bool(r[4]), "bank": r[5]} for r in rows}
+
+    def institution(self, code: str) -> dict[str, Any]:
+        if self._institutions is None:
+            self._load_institutions()
+        assert self._institutions is not None
         inst = self._institutions.get(code)
         if inst is None:
             raise Refused(f"institution {code} is not registered at this host: register it in "
@@ -126,6 +138,8 @@ class HostService:
         now = self.clock()
         msgid = ""
         try:
+            if self._policies is None or self._institutions is None:
+                self.reload()
             if isinstance(request, bytes | str):
                 try:
                     request = json.loads(request)
@@ -143,6 +157,9 @@ class HostService:
             if env.msgid[:12] != env.fixmedins_code:
                 raise BadRequest(f"msgid {env.msgid} must start with the institution code "
                                  f"{env.fixmedins_code} (spec/host.md §1)")
+            if paasid is not None and not paasid.startswith(env.fixmedins_code + "-"):
+                raise AuthError(f"terminal {paasid} may not send requests for institution "
+                                f"{env.fixmedins_code}")
             data = validate(op.model, env.input, "input")
             inst = self.institution(env.fixmedins_code)
             if inst["admdvs"] != env.mdtrtarea_admvs:

@@ -26,8 +26,20 @@ from ledger.holders import Payer, get_person, resolve
 from ledger.money import line_amount, qty_text, yuan
 from ledger.policy import CLASSES, CartLine, Policy, Split, cut_line, split
 from ledger.registry import Ctx, op
-from ledger.schemas import (BankAuth, FeeLine, In2101, In2103, In2301, In2302, In2303,
-                            In2305, In2401, In2402, In2404, In2601)
+from ledger.schemas import (
+    BankAuth,
+    FeeLine,
+    In2101,
+    In2103,
+    In2301,
+    In2302,
+    In2303,
+    In2305,
+    In2401,
+    In2402,
+    In2404,
+    In2601,
+)
 from ledger.store.base import Tx
 
 REVERSIBLE = ("2102", "2103", "2304", "2305", "2401")

@@ -21,7 +21,6 @@ from apdu.command import CommandApdu
 from apdu.errors import ApduError
 from apdu.response import ResponseApdu
 from apdu.t0 import transceive
-
 from reader.errors import TransportError
 
 EventKind = Literal["inserted", "removed", "reader_added", "reader_removed"]
@@ -68,6 +67,11 @@ class Connection(ABC):
         self.observers: list[ExchangeObserver] = []
         self._lock = threading.RLock()
 
+    @property
+    def protocol_name(self) -> str:
+        """The transmission protocol in use (``T=0``, ``T=1``), when the transport knows it."""
+        return ""
+
     # -- what a transport implements -------------------------------------------------
     @abstractmethod
     def atr(self) -> bytes:
@@ -98,6 +102,14 @@ class Connection(ABC):
             return ResponseApdu.from_bytes(answer)
         except ApduError as exc:
             raise TransportError(f"{self.reader}: malformed response: {exc}") from exc
+
+    def transmit_raw(self, tpdu: bytes) -> bytes:
+        """Send one TPDU exactly as given (no T=0 rules) and return the raw answer.
+
+        For trace replay and diagnostics (``sscard apdu --raw``); observers are notified.
+        """
+        with self._lock:
+            return self._send_observed(bytes(tpdu))
 
     def _send_observed(self, tpdu: bytes) -> bytes:
         for obs in self.observers:

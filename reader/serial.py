@@ -8,21 +8,30 @@
   ATR is read with the standard's timing (§8.2: TS within 40000 clocks, at most 9600 etu
   between characters, 19200 etu in all), its convention detected from TS (an inverse card's
   TS reads ``03`` on a direct UART; the parity is then switched, see
-  :func:`reader.iso7816_3.other_parity`), TCK checked, F/D/WI read;
-* optional PPS (§9) to the card's TA1 rate;
+  :func:`reader.iso7816_3.other_parity`), then checked (TCK) and parsed by
+  :func:`apdu.atr.parse` for F/D, WI and the protocols;
+* optional PPS (§9) to the card's TA1 rate; a refused or unanswered PPS is followed by a
+  reset without PPS (§9.1);
 * T=0 (§10.3): 5-byte header, procedure bytes, data phases, each character awaited at most
-  WT = 960·D·WI etu; 61xx/6Cxx are handled once for every transport by
-  :meth:`reader.base.Connection.transmit` (``apdu.t0``);
+  WT = WI·960·Fi/f (960·D·WI etu, §10.2) plus the link latency; 61xx/6Cxx are handled once
+  for every transport by :meth:`reader.base.Connection.transmit` (``apdu.t0``);
 * the echo of every written character (a single-wire I/O line returns what the reader sends)
   is read back and compared; ``echo="auto"`` detects it on the first character sent.
+
+A Phoenix reader cannot tell whether a card is inserted, so :meth:`SerialTransport.readers`
+and :meth:`SerialTransport.wait_for_event` probe by resetting the card (not while a
+connection is open), and a cold reset is the same pulse as a warm one.
 
 A timeout, a garbled character or a broken echo raises (:class:`ReaderTimeout`,
 :class:`TransportError`) after the connection resynchronises by resetting the card (volatile
 card state such as a verified PIN is then lost). A link that disappears raises
 :class:`CardRemoved`. No wait is unbounded.
 
-URL options (``serial:URL?opt=value&…``; anything else stays on the pyserial URL, e.g.
-``rfc2217://h:p?timeout=3&logging=debug``):
+Reader names: ``serial:rfc2217://127.0.0.1:7000``, ``serial:/dev/ttyUSB0?reset=dtr``,
+``serial:/dev/pts/3?reset=flush``. URL options (``serial:URL?opt=value&…``; anything else
+stays on the pyserial URL, e.g. ``rfc2217://h:p?timeout=3&logging=debug``); keyword
+arguments of :class:`SerialTransport` take the same names (``reset`` → ``reset_line``,
+``reset_active`` → ``reset_active_high``), options in the URL win:
 
 ``reset``           ``rts`` (default), ``dtr``, or ``flush`` (a pty: reset = flushing the
                     output queue, see :mod:`reader.serial_device`; parity and stop bits are
@@ -35,13 +44,14 @@ URL options (``serial:URL?opt=value&…``; anything else stays on the pyserial U
 ``echo``            ``1``, ``0`` or ``auto`` (default)
 ``latency``         seconds added to every standard timeout for the link (default 0.3)
 ``atr_timeout``     seconds to wait for TS after reset (default: 108 etu + latency)
+``exchange_timeout`` seconds one TPDU may take in all, NULL bytes included (default 30): a
+                    card that keeps asking for more time is given up on
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -57,6 +67,7 @@ from reader.errors import (
     NoCard,
     NoReader,
     NotPowered,
+    ReaderBusy,
     ReaderError,
     ReaderTimeout,
     TransportError,
@@ -84,7 +95,7 @@ from reader.iso7816_3 import (
 PREFIX = "serial:"
 EchoMode = bool | Literal["auto"]
 _OPTION_NAMES = ("reset", "reset_active", "baud", "parity", "stopbits", "pps", "echo",
-                 "latency", "atr_timeout")
+                 "latency", "atr_timeout", "exchange_timeout")
 _POLL = 0.02
 
 
@@ -189,18 +200,20 @@ class _Line:
                 last = now
                 limit = char_timeout
                 continue
-            if now - last > limit or (deadline is not None and now > deadline):
+            if now - last > limit:
                 raise ReaderTimeout(
                     f"{self.name}: no character from the card within {limit:.2f} s "
                     f"(got {len(got)} of {n})"
                 )
+            if deadline is not None and now > deadline:
+                raise ReaderTimeout(f"{self.name}: the card did not finish in time")
         return bytes(got)
 
     def decode(self, raw: bytes) -> bytes:
         return inverse(raw) if self.convention is Convention.INVERSE else raw
 
-    def read(self, n: int, char_timeout: float) -> bytes:
-        data = self.decode(self.read_raw(n, char_timeout, char_timeout))
+    def read(self, n: int, char_timeout: float, deadline: float | None = None) -> bytes:
+        data = self.decode(self.read_raw(n, char_timeout, char_timeout, deadline))
         self.stats.count(len(data), self.baud, to_card=False)
         return data
 
@@ -238,8 +251,12 @@ class _Line:
         return n * char_seconds(self.baud) + self.latency
 
     def _probe_echo(self, sent: int) -> bool:
-        """A card never answers one byte of a header: a byte back is the line's echo."""
-        deadline = time.monotonic() + self._echo_timeout(1)
+        """A card never answers one byte of a header: a byte back is the line's echo.
+
+        The window is generous (twice the link latency): an echo that came late would later
+        be taken for a procedure byte; a line without echo pays the window once per reset.
+        """
+        deadline = time.monotonic() + self._echo_timeout(4) + self.latency
         while time.monotonic() < deadline:
             back = self._raw_read(1)
             if back:
@@ -301,6 +318,9 @@ class SerialConnection(Connection):
 
         A Phoenix reader cannot switch the card's power, so a cold reset is a warm one.
         """
+        return self._power_up(self._transport.pps)
+
+    def _power_up(self, pps: bool) -> bytes:
         if self.closed:
             raise NotPowered(f"{self.reader}: the connection is closed")
         t = self._transport
@@ -317,11 +337,10 @@ class SerialConnection(Connection):
             parsed = atr_codec.parse(atr)
             self._wt = work_waiting_seconds(t.baud, parsed.fi, parsed.wi) + t.latency
             ta1 = parsed.ta(1)
-            wants_pps = t.pps and ta1 is not None and ta1 != 0x11
-            if wants_pps and parsed.specific_mode is None and not self._pps(
-                ta1 or 0x11, parsed.protocols[0]
-            ):
-                return self._reset_without_pps()
+            if (pps and ta1 is not None and ta1 != 0x11 and parsed.specific_mode is None
+                    and not self._pps(ta1, parsed.protocols[0])):
+                # §9.1: a failed PPS exchange is followed by a reset without PPS
+                return self._power_up(pps=False)
         except (SerialException, OSError) as exc:
             self.removed = True
             raise CardRemoved(f"{self.reader}: link lost during reset ({exc})") from exc
@@ -329,13 +348,6 @@ class SerialConnection(Connection):
             raise TransportError(f"{self.reader}: bad answer to reset: {exc}") from exc
         self._atr = atr
         return atr
-
-    def _reset_without_pps(self) -> bytes:
-        pps, self._transport.pps = self._transport.pps, False
-        try:
-            return self._reset(cold=False)
-        finally:
-            self._transport.pps = pps
 
     def _read_atr(self) -> bytes:
         t = self._transport
@@ -375,7 +387,7 @@ class SerialConnection(Connection):
             answer = head + self._line.read(total - 2, wait)
             if not pps_accepted(request, answer):
                 return False
-        except (ReaderTimeout, CharProtocolError):
+        except (ReaderTimeout, TransportError, CharProtocolError):
             return False
         self._set_rate(rate_for(t.baud, fi_of(ta1), di_of(ta1)), self._port.parity)
         return True
@@ -402,9 +414,10 @@ class SerialConnection(Connection):
             transfer = T0Transfer(tpdu)
         except CharProtocolError as exc:
             raise TransportError(f"{self.reader}: {exc}") from exc
+        deadline = time.monotonic() + self._transport.exchange_timeout
         self._line.write(transfer.header)
         while not transfer.done:
-            chunk = self._line.read(transfer.expected(), self._wt)
+            chunk = self._line.read(transfer.expected(), self._wt, deadline)
             for byte in chunk:
                 try:
                     out = transfer.feed(byte)
@@ -416,12 +429,20 @@ class SerialConnection(Connection):
         return transfer.response
 
     def _resync(self) -> str:
-        """Reset the card after a broken exchange so the next one starts clean."""
+        """Reset the card after a broken exchange so the next one starts clean.
+
+        A link lost meanwhile raises :class:`CardRemoved` from here.
+        """
         try:
-            self._reset(cold=False)
+            atr = self._reset(cold=False)
+        except CardRemoved:
+            self.removed = True
+            raise
         except ReaderError as exc:
             self._atr = None
             return f"resynchronising failed too ({exc})"
+        for obs in self.observers:
+            obs.on_event(self.reader, "warm reset", atr)
         return "the card was reset to resynchronise (a verified PIN must be re-entered)"
 
     def _disconnect(self) -> None:
@@ -436,30 +457,31 @@ class SerialConnection(Connection):
         self._transport._released(self)
 
 
-PortFactory = Callable[[str], serial.SerialBase]
-
-
 class SerialTransport(Transport):
     """One serial reader at ``url`` (see the module docstring for the options)."""
 
     def __init__(self, url: str, *, reset_line: str = "rts", reset_active_high: bool = True,
                  baud: int = 9600, parity: str = "E", stopbits: int = 2, pps: bool = False,
                  echo: EchoMode = "auto", latency: float = 0.3,
-                 atr_timeout: float | None = None, reset_pulse: float = 0.01,
+                 atr_timeout: float | None = None, exchange_timeout: float = 30.0,
+                 reset_pulse: float = 0.01,
                  poll_interval: float = 1.0) -> None:
-        bare, options = split_options(url)
+        try:
+            bare, options = split_options(url)
+        except ValueError as exc:
+            raise NoReader(f"{url}: {exc}; see the serial reader options") from None
         given: dict[str, Any] = {
             "reset_line": reset_line, "reset_active_high": reset_active_high, "baud": baud,
             "parity": parity, "stopbits": stopbits, "pps": pps, "echo": echo,
-            "latency": latency, "atr_timeout": atr_timeout,
+            "latency": latency, "atr_timeout": atr_timeout, "exchange_timeout": exchange_timeout,
         }
         given.update(options)
         if given["reset_line"] not in ("rts", "dtr", "flush"):
-            raise ValueError(f"reset must be rts, dtr or flush, not {given['reset_line']!r}")
+            raise NoReader(f"{url}: reset must be rts, dtr or flush, not {given['reset_line']!r}")
         if given["parity"] not in ("E", "O", "N"):
-            raise ValueError(f"parity must be E, O or N, not {given['parity']!r}")
+            raise NoReader(f"{url}: parity must be E, O or N, not {given['parity']!r}")
         if given["stopbits"] not in (1, 2):
-            raise ValueError(f"stopbits must be 1 or 2, not {given['stopbits']!r}")
+            raise NoReader(f"{url}: stopbits must be 1 or 2, not {given['stopbits']!r}")
         self.url = bare
         self.name = PREFIX + bare
         self.reset_line: str = given["reset_line"]
@@ -471,17 +493,27 @@ class SerialTransport(Transport):
         self.echo: EchoMode = given["echo"]
         self.latency: float = given["latency"]
         self.atr_timeout: float | None = given["atr_timeout"]
+        self.exchange_timeout: float = given["exchange_timeout"]
         #: A pty (``reset=flush``) carries bytes only: parity and stop bits are left alone.
         self.line_settings = self.reset_line != "flush"
         self.reset_pulse = reset_pulse
         self.poll_interval = poll_interval
         self._connection: SerialConnection | None = None
-        self._present: bool | None = None
+        self._seen: tuple[bool, bool, bytes | None] | None = None
+
+    @classmethod
+    def from_name(cls, name: str, **options: Any) -> SerialTransport:
+        """The transport for a reader name ``serial:URL[?options]`` (module docstring)."""
+        if not name.startswith(PREFIX):
+            raise NoReader(f"{name!r} is not a serial reader name (serial:URL)")
+        return cls(name, **options)
 
     # -- ports -------------------------------------------------------------------------
-    def _open_port(self) -> serial.SerialBase:
+    def _open_port(self, exclusive: bool = True) -> serial.SerialBase:
+        """Open the UART (``exclusive``: an advisory lock on local ports, as PC/SC's)."""
         try:
             port = serial.serial_for_url(self.url, do_not_open=True)
+            port.exclusive = exclusive
             port.baudrate = self.baud
             port.bytesize = serial.EIGHTBITS
             if self.line_settings:
@@ -510,8 +542,8 @@ class SerialTransport(Transport):
         if not self._matches(reader):
             raise NoReader(f"no reader {reader!r}; this transport has {self.name!r}")
         if self._connection is not None and not self._connection.closed:
-            raise ReaderError(f"{self.name}: already connected; disconnect first")
-        port = self._open_port()
+            raise ReaderBusy(f"{self.name}: already connected; disconnect first")
+        port = self._open_port(exclusive)
         connection = SerialConnection(self, port)
         try:
             connection.reset()
@@ -519,10 +551,8 @@ class SerialTransport(Transport):
             connection.closed = True
             with contextlib.suppress(SerialException, OSError):
                 port.close()
-            self._present = False
             raise
         self._connection = connection
-        self._present = True
         return connection
 
     def _probe(self) -> ReaderInfo | None:
@@ -554,28 +584,43 @@ class SerialTransport(Transport):
         info = self._probe()
         return [info] if info is not None else []
 
-    def wait_for_event(self, timeout: float | None = None) -> list[CardEvent]:
-        """Poll by resetting the card every ``poll_interval`` s (no line reports a card).
+    def _snapshot(self) -> tuple[bool, bool, bytes | None]:
+        """(port opens, card answers, ATR) — from the open connection when there is one."""
+        conn = self._connection
+        if conn is not None and not conn.closed:
+            return True, not conn.removed, None if conn.removed else conn._atr
+        info = self._probe()
+        if info is None:
+            return False, False, None
+        return True, info.card_present, info.atr
 
-        While a connection is open the card is not reset; a removal seen by that connection
-        is reported. The first call reports a present card as ``inserted``.
+    def _changes(self, exists: bool, present: bool, atr: bytes | None) -> list[CardEvent]:
+        old_exists, old_present, old_atr = self._seen or (False, False, None)
+        self._seen = (exists, present, atr)
+        events: list[CardEvent] = []
+        if old_present and (not present or (atr is not None and atr != old_atr)):
+            events.append(CardEvent(self.name, "removed"))
+        if old_exists and not exists:
+            events.append(CardEvent(self.name, "reader_removed"))
+        if exists and not old_exists:
+            events.append(CardEvent(self.name, "reader_added"))
+        if present and (not old_present or (atr is not None and atr != old_atr)):
+            events.append(CardEvent(self.name, "inserted", atr))
+        return events
+
+    def wait_for_event(self, timeout: float | None = None) -> list[CardEvent]:
+        """Changes since the previous call; the first call reports the reader and its card.
+
+        A Phoenix reader has no card-detect line: every ``poll_interval`` seconds the port is
+        opened and the card reset to see whether an ATR comes (never while a connection is
+        open; then a removal seen by that connection is reported). A different ATR between
+        two polls is reported as ``removed`` + ``inserted``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            conn = self._connection
-            if conn is not None and not conn.closed:
-                if conn.removed and self._present:
-                    self._present = False
-                    return [CardEvent(self.name, "removed")]
-            else:
-                info = self._probe()
-                present = bool(info and info.card_present)
-                if present != bool(self._present):
-                    self._present = present
-                    if present:
-                        return [CardEvent(self.name, "inserted", info.atr if info else None)]
-                    return [CardEvent(self.name, "removed")]
-                self._present = present
+            events = self._changes(*self._snapshot())
+            if events:
+                return events
             if deadline is not None and time.monotonic() >= deadline:
                 return []
             pause = self.poll_interval

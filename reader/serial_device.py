@@ -78,9 +78,9 @@ from reader.iso7816_3 import (
 
 #: Commands whose data flows from the card under T=0 (ISO 7816-4 §5; spec/card.md §5, §6):
 #: READ BINARY, READ RECORD(S), GET RESPONSE, GET DATA, GET CHALLENGE, and the purse's GET
-#: BALANCE / GET TRANSACTION PROOF (CLA B0 or 80). Everything else carries data to the card.
+#: BALANCE (CLA B0 or 80). Everything else carries data to the card (or none: case 1).
 OUTGOING_INS = frozenset({0xB0, 0xB1, 0xB2, 0xB3, 0xC0, 0xCA, 0xCB, 0x84})
-OUTGOING_PURSE_INS = frozenset({0x26, 0x2E})
+OUTGOING_PURSE_INS = frozenset({0x26})
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,11 @@ _SW_NO_DIAGNOSIS = b"\x6f\x00"
 
 
 def outgoing_ins(cla: int, ins: int) -> bool:
-    """True when the card sends data for this command (the T=0 direction, §10.3.2)."""
+    """True when the card sends data for this command (the T=0 direction, §10.3.2).
+
+    >>> outgoing_ins(0x00, 0xB2), outgoing_ins(0x00, 0xA4), outgoing_ins(0xB0, 0x26)
+    (True, False, True)
+    """
     if ins in OUTGOING_INS:
         return True
     return cla in (0x80, 0xB0) and ins in OUTGOING_PURSE_INS
@@ -182,6 +186,7 @@ class CardLine:
         self._in_atr = False
         self._line_free = 0.0
         self._powered = False
+        self._reset_pending = False
         self.client_baud: int | None = None
         self.client_parity: str | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="card")
@@ -193,6 +198,7 @@ class CardLine:
         self._events.put(("byte", byte, time.monotonic()))
 
     def set_reset(self, asserted: bool) -> None:
+        self._reset_pending = True  # a card stops talking as soon as RST goes low
         self._events.put(("assert" if asserted else "release", 0, time.monotonic()))
 
     def pulse_reset(self) -> None:
@@ -234,6 +240,7 @@ class CardLine:
             if kind == "close":
                 raise _Closed
             if kind == "release":
+                self._reset_pending = False
                 return
 
     def _event(self, timeout: float | None = None) -> tuple[str, int, float] | None:
@@ -246,6 +253,7 @@ class CardLine:
         if kind == "assert":
             raise _Reset(released=False)
         if kind == "release":
+            self._reset_pending = False
             raise _Reset(released=True)
         return kind, value, at
 
@@ -303,10 +311,14 @@ class CardLine:
             self._line_free = max(time.monotonic(), self._line_free) + char
             if len(out) >= per_write:
                 self._sleep_until(self._line_free)
+                if self._reset_pending:
+                    raise _Reset(released=False)  # the queued events say what comes next
                 self._emit(bytes(out))
                 out.clear()
         if out:
             self._sleep_until(self._line_free)
+            if self._reset_pending:
+                raise _Reset(released=False)
             self._emit(bytes(out))
 
     def _session(self) -> None:
@@ -379,7 +391,13 @@ class CardLine:
                         answer = future.result(timeout=self.opts.null_after)
                         break
                     except TimeoutError:
-                        self._send(bytes([NULL_BYTE]))
+                        try:
+                            self._send(bytes([NULL_BYTE]))
+                        except _Reset:
+                            # a virtual card cannot be interrupted: let it finish first
+                            with contextlib.suppress(Exception):
+                                future.result()
+                            raise
         except ConnectionError:
             self._on_remove()
             raise _Closed from None

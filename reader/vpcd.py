@@ -26,7 +26,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from apdu.iface import CardLike
@@ -66,7 +66,7 @@ def parse_endpoint(text: str | None, slot: int = 0) -> tuple[str, int]:
     if text:
         if ":" in text:
             h, _, p = text.rpartition(":")
-            host = h or VPCD_HOST
+            host = h.strip("[]") or VPCD_HOST
             try:
                 port = int(p)
             except ValueError:
@@ -243,7 +243,7 @@ class VpcdServer:
                     self._sock = None
                 with contextlib.suppress(OSError):
                     sock.close()
-                with self._card_lock:
+                with self._card_lock, contextlib.suppress(ConnectionError):
                     self.card.power_off()  # leaving the reader cuts the power
                 self._connected.clear()
                 self._disconnected.set()
@@ -266,7 +266,7 @@ class VpcdServer:
                 write_frame(sock, self._exchange(frame))
 
     def _control(self, code: int) -> bytes | None:
-        with self._card_lock:
+        with self._card_lock, self._physical():
             if code == CTRL_GET_ATR:
                 return self.card.atr()
             if code == CTRL_POWER_ON:
@@ -289,6 +289,9 @@ class VpcdServer:
         with self._card_lock:
             try:
                 response = self.card.transmit(command)
+            except ConnectionError as exc:
+                self._pulled(exc)
+                raise PeerClosed(f"card left the reader: {exc}") from exc
             except Exception:  # a card must never raise; answer "no precise diagnosis"
                 log.exception("%s: card raised on %s", self.name, command[:4].hex())
                 response = b"\x6f\x00"
@@ -297,6 +300,20 @@ class VpcdServer:
         for obs in self.observers:
             obs.on_response(self.name, command, response, elapsed)
         return response
+
+    @contextlib.contextmanager
+    def _physical(self) -> Iterator[None]:
+        """A card object raising ``ConnectionError`` (pulled out, power cut) leaves the reader."""
+        try:
+            yield
+        except ConnectionError as exc:
+            self._pulled(exc)
+            raise PeerClosed(f"card left the reader: {exc}") from exc
+
+    def _pulled(self, exc: BaseException) -> None:
+        """The card itself left (fault injection): stay removed until :meth:`insert`."""
+        log.info("%s: the card left the reader: %s", self.name, exc)
+        self._want.clear()
 
     def _notify_event(self, what: str, data: bytes = b"") -> None:
         for obs in self.observers:

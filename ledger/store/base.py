@@ -48,6 +48,11 @@ class Tx(ABC):
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run a statement once per parameter row (bulk insert)."""
 
+    def load(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Bulk-insert ``rows`` (the fastest way the back end offers)."""
+        marks = ", ".join("?" for _ in columns)
+        self.many(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
 
 class Store(ABC):
     """A database holding the books."""

@@ -12,6 +12,7 @@ that schema (``search_path``), which is how the tests isolate each other.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -39,21 +40,27 @@ class PostgresTx(Tx):
         self.conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self.conn.execute(_pg(sql), params, prepare=True)  # type: ignore[call-overload]
+        cur = self.conn.execute(_pg(sql), params, prepare=True)
         return int(cur.rowcount)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        cur = self.conn.execute(_pg(sql), params, prepare=True)  # type: ignore[call-overload]
+        cur = self.conn.execute(_pg(sql), params, prepare=True)
         row: Row | None = cur.fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cur = self.conn.execute(_pg(sql), params, prepare=True)  # type: ignore[call-overload]
+        cur = self.conn.execute(_pg(sql), params, prepare=True)
         return list(cur.fetchall())
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with self.conn.cursor() as cur:
-            cur.executemany(_pg(sql), list(rows))  # type: ignore[arg-type]
+            cur.executemany(_pg(sql), list(rows))
+
+    def load(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        with self.conn.cursor() as cur, cur.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
+            for r in rows:
+                cp.write_row(r)
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -144,9 +151,7 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             for c in self._all:
-                try:
+                with contextlib.suppress(psycopg.Error):
                     c.close()
-                except psycopg.Error:
-                    pass
             self._all.clear()
         self._local = threading.local()

@@ -21,17 +21,21 @@ that cannot be confirmed parks the flow in REVERSAL_PENDING until
 :meth:`Checkout.retry_reversal` succeeds.
 
 After SETTLE the sale exists at the host and must end up on the card's DF04 EF08 log too
-(RECORD), or be undone: a card pulled before the record was written goes to CARD_PULLED,
-where :meth:`Checkout.card_returned` finishes the sale and :meth:`Checkout.void` reverses
-the 2102 (2601; 2103 when the host refuses the reversal). A card pulled *while* the record
-was being written may or may not carry it; only the card can tell, so only
-:meth:`Checkout.card_returned` is offered (it reads EF08 back before writing again).
+(RECORD), or be undone: a card pulled (or refusing the record) before the record was
+written goes to CARD_PULLED, where :meth:`Checkout.card_returned` finishes the sale (the
+same card, then the PIN again: DF04 needs it) and :meth:`Checkout.void` reverses the 2102
+(2601; 2103 when the host refuses the reversal). A card pulled *while* the record was being
+written may or may not carry it; only the card can tell, so void is not offered:
+:meth:`Checkout.card_returned` reads EF08 back before writing again. When the card cannot
+be read any more, :meth:`Checkout.confirm_without_record` keeps the sale (the slip says it
+is not on the card): the core reverses or confirms, it never leaves a sale unaccounted.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -117,16 +121,18 @@ _T: dict[CheckoutState, frozenset[CheckoutState]] = {
     C.IDENTIFY: frozenset({C.CART, C.FAILED}),
     C.CART: frozenset({C.CART, C.TRIAL, C.CANCELLED, C.FAILED}),
     C.TRIAL: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.CART, C.FAILED}),
-    C.PIN: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.TRIAL, C.FAILED, C.CANCELLED}),
+    C.PIN: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.TRIAL, C.FAILED, C.CANCELLED,
+                      C.RECORD, C.SLIP, C.CARD_PULLED}),
     C.BANK_AUTH: frozenset({C.SETTLE, C.BANK_FAILED, C.FAILED}),
     C.SETTLE: frozenset({C.RECORD, C.REVERSE, C.FAILED, C.BANK_FAILED}),
     C.BANK_FAILED: frozenset({C.TRIAL, C.CANCELLED}),
-    C.REVERSE: frozenset({C.FAILED, C.BANK_FAILED, C.VOIDED, C.REVERSAL_PENDING}),
+    C.REVERSE: frozenset({C.FAILED, C.BANK_FAILED, C.VOIDED, C.REVERSAL_PENDING,
+                          C.CARD_PULLED}),
     C.REVERSAL_PENDING: frozenset({C.REVERSE}),
     C.RECORD: frozenset({C.SLIP, C.CARD_PULLED}),
-    C.CARD_PULLED: frozenset({C.CARD_PULLED, C.RECORD, C.SLIP, C.VOID}),
+    C.CARD_PULLED: frozenset({C.CARD_PULLED, C.PIN, C.SLIP, C.VOID}),
     C.VOID: frozenset({C.VOIDED, C.REVERSAL_PENDING, C.CANCEL}),
-    C.CANCEL: frozenset({C.VOIDED, C.REVERSAL_PENDING, C.CARD_PULLED}),
+    C.CANCEL: frozenset({C.VOIDED, C.REVERSE, C.CARD_PULLED}),
     C.SLIP: frozenset({C.DONE}),
 }
 
@@ -177,8 +183,9 @@ class Checkout(Flow[CheckoutState]):
         self.result: SaleResult | None = None
         self.order_no = ""
         self._pin_ok = False
+        self._resume = False  # PIN asked again on a returned card, to record the sale
         self._reversal: tuple[str, str] | None = None  # (msgid, infno) awaiting 2601
-        self._after_reversal: tuple[CheckoutState, Failure] | None = None
+        self._after_reversal: tuple[CheckoutState, Failure | None, str] | None = None
 
     # ================================================================= automatic steps
     def _do_read_card(self) -> None:
@@ -293,7 +300,6 @@ class Checkout(Flow[CheckoutState]):
     def _do_reverse(self) -> None:
         assert self._reversal is not None and self._after_reversal is not None
         msgid, infno = self._reversal
-        target, failure = self._after_reversal
         try:
             self.host.reverse(psn_no=self._psn_no(), omsgid=msgid, oinfno=infno)
         except HostError as exc:
@@ -303,8 +309,7 @@ class Checkout(Flow[CheckoutState]):
                      omsgid=msgid, oinfno=infno)
             return
         self._reversal = None
-        self._after_reversal = None
-        self._fail(target, failure)
+        self._finish_reversal()
 
     def _do_record(self) -> None:
         try:
@@ -312,24 +317,25 @@ class Checkout(Flow[CheckoutState]):
         except CardRemovedError:
             self._pulled("before its record was written on the card")
             return
-        except CardError:
-            supported = False
-        note = ""
+        except CardError as exc:
+            self._refused(exc)
+            return
         if not supported:
             self.record_state = RecordState.UNSUPPORTED
-        else:
-            try:
-                self.card.append_transaction(self._record(TxKind.SETTLEMENT))
-                self.record_state = RecordState.WRITTEN
-            except CardRemovedError as exc:
-                self.record_state = (
-                    RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
-                self._pulled("while its record was being written on the card")
-                return
-            except CardError as exc:
-                self.record_state = RecordState.UNSUPPORTED
-                note = f"not recorded on the card: {exc.message}"
-        self._go(C.SLIP, note or "recorded on the card")
+            self._go(C.SLIP, "this card keeps no transaction log")
+            return
+        try:
+            self.card.append_transaction(self._record(TxKind.SETTLEMENT))
+        except CardRemovedError as exc:
+            self.record_state = (
+                RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
+            self._pulled("while its record was being written on the card")
+            return
+        except CardError as exc:
+            self._refused(exc)
+            return
+        self.record_state = RecordState.WRITTEN
+        self._go(C.SLIP, "recorded on the card")
 
     def _do_void(self) -> None:
         try:
@@ -339,7 +345,8 @@ class Checkout(Flow[CheckoutState]):
             return
         except HostError as exc:
             self._reversal = (self.settle_msgid, "2102")
-            self._after_reversal = (C.VOIDED, _voided("sale voided (2601): nothing was charged"))
+            self._after_reversal = (C.VOIDED, _voided("sale voided (2601): nothing was charged"),
+                                    "")
             self._go(C.REVERSAL_PENDING,
                      f"the void is not confirmed ({exc.message}): retry when the host is back",
                      omsgid=self.settle_msgid, oinfno="2102")
@@ -352,10 +359,10 @@ class Checkout(Flow[CheckoutState]):
                                              "psn_no": self._psn_no()}},
                            insuplc_admdvs=self._insuplc())
         except HostTimeout as exc:
-            # a reversed cancel leaves the sale settled and the card without its record
-            self._start_reversal(exc, C.FAILED, Failure(
-                FailureKind.HOST_TIMEOUT, "the cancel (2103) was not confirmed: the sale stands; "
-                "insert the card to finish it", charged=True))
+            # the cancel is reversed: the sale stands, still without its card record
+            self._start_reversal(exc, C.CARD_PULLED, None,
+                                 "the cancel (2103) got no answer and was reversed: the sale "
+                                 "stands; void it again or insert the card to finish it")
             return
         except HostError as exc:
             self._pulled(f"and the host refused to undo the sale ({exc.message})")
@@ -366,7 +373,7 @@ class Checkout(Flow[CheckoutState]):
         assert self.split is not None and self.card_info is not None
         notes: list[str] = []
         if self.record_state is RecordState.UNSUPPORTED:
-            notes.append("not recorded on the card")
+            notes.append("this card keeps no transaction log")
         slip = SlipData(
             title="医保结算单 SETTLEMENT SLIP",
             institution=self.config.institution_name,
@@ -408,6 +415,8 @@ class Checkout(Flow[CheckoutState]):
     def set_payment(self, pay: PayChoice) -> None:
         """Choose how the person pays (CART; in PIN the trial is run again)."""
         self._require(C.CART, C.PIN)
+        if self._resume:
+            raise FlowStateError("checkout: the sale is settled")
         self.pay = pay
         self._go(C.TRIAL if self.state is C.PIN else C.CART, f"payment: {pay.label}")
 
@@ -423,6 +432,8 @@ class Checkout(Flow[CheckoutState]):
     def cancel(self) -> None:
         """The clerk abandons the sale before it is settled (nothing was charged)."""
         self._require(C.CART, C.PIN, C.BANK_FAILED)
+        if self._resume:
+            raise FlowStateError("checkout: the sale is settled; void it or finish it")
         self._fail(C.CANCELLED, Failure(FailureKind.CANCELLED,
                                         "sale cancelled by the clerk; nothing was charged"))
 
@@ -440,22 +451,46 @@ class Checkout(Flow[CheckoutState]):
         except CardError as exc:
             if isinstance(exc, PinLocked):
                 self.pin_tries_left = 0
+            if self._resume:
+                self._resume = False
+                if isinstance(exc, CardRemovedError):
+                    self._pulled("again")
+                else:
+                    self._go(C.CARD_PULLED, f"{card_failure(exc, charged=True).message}; the "
+                             "sale cannot be recorded on the card: "
+                             + ("void it, or confirm it without the record" if self.can_void_record
+                                else "confirm it without the record"))
+                return
             self._fail(C.FAILED, card_failure(exc, doing="checking the PIN"))
             return
         self.pin_tries_left = None
         self._pin_ok = True
+        if self._resume:
+            self._resume = False
+            self._resume_record()
+            return
         needs_bank = self.pay.rest is RestBy.BANK and self.trial is not None and self.trial.rest
         self._go(C.BANK_AUTH if needs_bank else C.SETTLE, "PIN correct")
 
     def cancel_pin(self) -> None:
         """The holder pressed cancel on the PIN pad (driver code −31)."""
         self._require(C.PIN)
+        if self._resume:
+            self._resume = False
+            self._go(C.CARD_PULLED, "PIN entry cancelled: the sale is settled but not yet on "
+                     "the card", record=self.record_state.value)
+            return
         self._fail(C.FAILED, Failure(FailureKind.PIN_CANCELLED,
                                      "PIN entry cancelled; nothing was charged", -31))
 
     def pin_timeout(self) -> None:
         """Nobody typed the PIN in time (driver code −32)."""
         self._require(C.PIN)
+        if self._resume:
+            self._resume = False
+            self._go(C.CARD_PULLED, "PIN entry timed out: the sale is settled but not yet on "
+                     "the card", record=self.record_state.value)
+            return
         self._fail(C.FAILED, Failure(FailureKind.PIN_TIMEOUT,
                                      "PIN entry timed out; nothing was charged", -32))
 
@@ -479,26 +514,48 @@ class Checkout(Flow[CheckoutState]):
             self._go(C.CARD_PULLED, f"that is another card ({info.masked_number}): insert card "
                      f"{self.card_info.masked_number}", failure=FailureKind.WRONG_CARD.value)
             return
+        self._resume = True
+        self._go(C.PIN, "card back: the holder enters the PIN again so the sale can be "
+                 "recorded on the card")
+
+    def _resume_record(self) -> None:
+        """After the PIN on a returned card: find out whether the record landed, then
+        write it if it did not."""
         if self.record_state is RecordState.UNKNOWN:
             try:
                 entries = self.card.read_transactions()
+            except CardRemovedError:
+                self._pulled("again")
+                return
             except CardError as exc:
                 self._go(C.CARD_PULLED, f"cannot read the card's log ({exc.message}): insert "
-                         "the card again")
+                         "the card again, or confirm the sale without the card record")
                 return
             expected = self._record(TxKind.SETTLEMENT)
             found = any(expected.same_entry(r) for r in entries)
             self.record_state = RecordState.WRITTEN if found else RecordState.NOT_WRITTEN
         if self.record_state is RecordState.WRITTEN:
-            self._go(C.SLIP, "card back: the sale is on the card")
+            self._go(C.SLIP, "the sale is on the card")
         else:
-            self._go(C.RECORD, "card back: recording the sale")
+            self._go(C.RECORD, "recording the sale on the card")
+
+    def confirm_without_record(self) -> None:
+        """Keep the settled sale although its card record cannot be written or checked
+        (CARD_PULLED): the slip says so. The sale stands at the host."""
+        self._require(C.CARD_PULLED)
+        if self.record_state is not RecordState.UNKNOWN:
+            self.record_state = RecordState.UNSUPPORTED
+        self._go(C.SLIP, "sale kept at the host without a record on the card")
 
     @property
     def can_void(self) -> bool:
         """True when the settled sale may be undone without the card (CARD_PULLED and the
         card surely carries no record of it)."""
-        return self.state is C.CARD_PULLED and self.record_state is RecordState.NOT_WRITTEN
+        return self.state is C.CARD_PULLED and self.can_void_record
+
+    @property
+    def can_void_record(self) -> bool:
+        return self.record_state is RecordState.NOT_WRITTEN
 
     def void(self) -> None:
         """Undo a settled sale whose card is gone and carries no record of it (2601)."""
@@ -521,21 +578,40 @@ class Checkout(Flow[CheckoutState]):
                  f"the host; insert card {self.card_info.masked_number} to finish{extra}",
                  record=self.record_state.value)
 
+    def _refused(self, exc: CardError) -> None:
+        """The card refused the record (nothing written): it is needed again, or the sale
+        is voided."""
+        assert self.card_info is not None
+        self.record_state = RecordState.NOT_WRITTEN
+        self._go(C.CARD_PULLED, f"the card refused the sale's record ({exc.message}): sale "
+                 f"{self.setl_id} is settled at the host; re-insert card "
+                 f"{self.card_info.masked_number} to retry, or void the sale",
+                 record=self.record_state.value)
+
     def _start_reversal(self, exc: HostTimeout, target: CheckoutState,
-                        failure: Failure) -> None:
+                        failure: Failure | None, message: str = "") -> None:
+        """Reverse (2601) the message that got no answer, then go to ``target``."""
+        self._after_reversal = (target, failure, message)
         if exc.reversed:
-            self._fail(target, failure)
+            self._reversal = None
+            self._finish_reversal()
             return
         self._reversal = (exc.msgid, exc.infno)
-        self._after_reversal = (target, failure)
         self._go(C.REVERSE, f"no answer to {exc.infno}: reversing it (2601)", omsgid=exc.msgid)
 
+    def _finish_reversal(self) -> None:
+        assert self._after_reversal is not None
+        target, failure, message = self._after_reversal
+        self._after_reversal = None
+        if failure is not None:
+            self._fail(target, failure)
+        else:
+            self._go(target, message)
+
     def _record(self, kind: TxKind) -> TxRecord:
-        s = self.split
-        assert s is not None
-        return TxRecord(kind=kind, terminal=self._terminal_number()[-6:].rjust(6, "0"),
-                        when=self.settled_at, account_fen=s.account, selfpay_fen=s.rest,
-                        fund_fen=s.fund)
+        assert self.split is not None and self.card_info is not None
+        # the PSAM's terminal number: the card checks it against MAC1 (spec/card.md §6)
+        return ef08_record(kind, self.card_info.terminal_number, self.settled_at, self.split)
 
     def _terminal_number(self) -> str:
         if self.config.terminal_number:
@@ -553,6 +629,19 @@ class Checkout(Flow[CheckoutState]):
         return sale_input(self.person, self.card_info, self.cart, self.pay, self.order_no,
                           self.config, self.clock().strftime("%Y-%m-%d %H:%M:%S"),
                           self.bank_auth)
+
+
+def ef08_record(kind: TxKind, terminal: str, when: datetime, split: Split) -> TxRecord:
+    """The DF04 EF08 record of a settlement (spec/card.md §4, §6).
+
+    sscard runs the card in online mode (spec/card.md §1): the personal account lives at
+    the host and the on-card purse is never debited, so the record's account amount is 0,
+    its self-pay amount is the person's whole part (personal account + cash or bank) and
+    its pooled amount the funds' part.
+    """
+    return TxRecord(kind=kind, terminal=terminal.rjust(12, "0")[-12:], when=when,
+                    account_fen=0, selfpay_fen=split.account + split.rest,
+                    fund_fen=split.fund)
 
 
 def _voided(message: str) -> Failure:
@@ -602,6 +691,7 @@ def sale_input(person: Person, card: CardInfo, cart: Cart, pay: PayChoice, order
 
 class CancelState(enum.Enum):
     READ_CARD = "read_card"
+    PIN = "pin"
     CANCEL = "cancel"
     REVERSE = "reverse"
     RECORD = "record"
@@ -617,11 +707,13 @@ class CancelSale(Flow[CancelState]):
 
     name = "cancel_sale"
     TRANSITIONS: ClassVar[Mapping[Any, frozenset[Any]]] = {
-        K.READ_CARD: frozenset({K.CANCEL, K.FAILED}),
+        K.READ_CARD: frozenset({K.PIN, K.FAILED}),
+        K.PIN: frozenset({K.PIN, K.CANCEL, K.FAILED}),
         K.CANCEL: frozenset({K.RECORD, K.DONE, K.FAILED, K.REVERSE}),
         K.REVERSE: frozenset({K.FAILED}),
         K.RECORD: frozenset({K.DONE, K.FAILED}),
     }
+    AWAITING: ClassVar[Mapping[Any, Awaiting]] = {K.PIN: Awaiting.PIN}
     TERMINAL = frozenset({K.DONE, K.FAILED})
 
     def __init__(self, card: CardPort, host: HostPort, sale: SaleResult,
@@ -649,7 +741,28 @@ class CancelSale(Flow[CancelState]):
                 f"sale {self.sale.setl_id} was paid with another card: insert card "
                 f"{self.sale.slip.card_number_masked}"))
             return
-        self._go(K.CANCEL, f"cancelling {self.sale.setl_id}")
+        self._go(K.PIN, f"cancel sale {self.sale.setl_id} of {yuan(self.sale.split.total)}: "
+                 "the holder enters the PIN")
+
+    def enter_pin(self, pin: str) -> None:
+        """The holder confirms the cancel with the PIN (it also opens DF04 for the refund
+        record). Passed to the card, never kept."""
+        self._require(K.PIN)
+        try:
+            self.card.verify_pin(pin)
+        except PinWrong as exc:
+            self._go(K.PIN, f"wrong PIN: {exc.tries_left} tries left before the card locks",
+                     tries_left=exc.tries_left)
+            return
+        except CardError as exc:
+            self._fail(K.FAILED, card_failure(exc, doing="checking the PIN"))
+            return
+        self._go(K.CANCEL, f"cancelling {self.sale.setl_id} (2103)")
+
+    def cancel_pin(self) -> None:
+        self._require(K.PIN)
+        self._fail(K.FAILED, Failure(FailureKind.PIN_CANCELLED,
+                                     "PIN entry cancelled; the sale was not cancelled", -31))
 
     def _do_cancel(self) -> None:
         try:
@@ -690,10 +803,8 @@ class CancelSale(Flow[CancelState]):
         self._fail(K.FAILED, host_failure(exc, doing="to the cancel (2103)"))
 
     def _do_record(self) -> None:
-        s = self.sale.split
-        rec = TxRecord(kind=TxKind.CREDIT, terminal=self.sale.slip.terminal[-6:].rjust(6, "0"),
-                       when=self.sale.slip.when, account_fen=s.account, selfpay_fen=s.rest,
-                       fund_fen=s.fund)
+        terminal = self.card_info.terminal_number if self.card_info else ""
+        rec = ef08_record(TxKind.CREDIT, terminal, self.sale.slip.when, self.sale.split)
         try:
             self.card.append_transaction(rec)
             self.recorded = True

@@ -264,13 +264,20 @@ class TxRecord:
         """True when ``other`` is this record (whatever sequence the card gave it)."""
         return (
             self.kind == other.kind
-            and self.terminal[-6:] == other.terminal[-6:]
-            and self.when.replace(microsecond=0, tzinfo=None)
-            == other.when.replace(microsecond=0, tzinfo=None)
+            and self.terminal.rjust(12, "0") == other.terminal.rjust(12, "0")
+            and _same_second(self.when, other.when)
             and self.account_fen == other.account_fen
             and self.selfpay_fen == other.selfpay_fen
             and self.fund_fen == other.fund_fen
         )
+
+
+def _same_second(a: datetime, b: datetime) -> bool:
+    """Equal to the second; aware times compare as instants, naive ones as wall time."""
+    a, b = a.replace(microsecond=0), b.replace(microsecond=0)
+    if (a.tzinfo is None) != (b.tzinfo is None):
+        return a.replace(tzinfo=None) == b.replace(tzinfo=None)
+    return a == b
 
 
 # --------------------------------------------------------------------------- the ports
@@ -365,3 +372,16 @@ class CataloguePort(Protocol):
 
     def lookup(self, code: str) -> CatalogueItem:
         """The item with ``code``; raises :class:`UnknownItem`."""
+
+
+@runtime_checkable
+class CardIssuerPort(Protocol):
+    """The counter's card printer/personaliser: writes a new card image (replacement, L1/L2).
+
+    ``cardinfo`` is the host's answer for the new card (card_no, card_sn, pan, bank,
+    generation, algorithm…) and ``holder`` the person it belongs to; returns the basics of
+    the card as written.
+    """
+
+    def write_card(self, cardinfo: Mapping[str, Any], holder: Mapping[str, Any]) -> CardInfo:
+        """Personalise a blank card with ``cardinfo`` for ``holder``."""

@@ -10,16 +10,16 @@ UI toolkit: the Textual workbench screen and scripts drive it the same way.
 - :data:`CARD_TREE` is the file tree of spec/card.md §3; :meth:`Workbench.read_node` selects a
   node along its path and reads it (records by tag, transparent EFs by READ BINARY).
 - Every exchange reaches :class:`TraceLine` listeners with VERIFY data masked, so the trace
-  panel and the recorded trace never hold a PIN (DESIGN.md conventions).
+  panel never holds a PIN (DESIGN.md conventions); traces are recorded and replayed in the
+  format of :mod:`reader.trace`, which masks them too.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -32,6 +32,14 @@ from apdu.response import ResponseApdu
 from apdu.sw import describe
 from reader.base import CardEvent, Connection, ExchangeObserver, ReaderInfo, Transport
 from reader.errors import ReaderError
+from reader.trace import (
+    ReplayError,
+    ReplayReport,
+    TraceWriter,
+    load_trace,
+    pin_filler,
+    replay_check,
+)
 
 NodeKind = Literal["MF", "DDF", "ADF", "DF", "records", "binary", "cyclic"]
 
@@ -68,7 +76,7 @@ def _printable(value: bytes) -> str:
         text = body.decode("gbk")
     except UnicodeDecodeError:
         return ""
-    if all(ch.isprintable() for ch in text):
+    if len(text) >= 2 and all(ch.isprintable() for ch in text):
         return f'  "{text}"'
     return ""
 
@@ -289,18 +297,6 @@ class TraceLine:
         tail = f"  {self.note}" if self.note else ""
         return f"{clock}{frac} {self.reader} {self.direction} {body}{tail}"
 
-    def to_json(self) -> dict[str, object]:
-        return {"at": self.at, "reader": self.reader, "dir": self.direction,
-                "hex": self.data.hex(), "note": self.note}
-
-    @classmethod
-    def from_json(cls, obj: dict[str, object]) -> TraceLine:
-        direction = str(obj["dir"])
-        if direction not in (">>", "<<", "--"):
-            raise WorkbenchError(f"trace line with unknown direction {direction!r}")
-        return cls(float(str(obj["at"])), str(obj["reader"]), direction,  # type: ignore[arg-type]
-                   bytes.fromhex(str(obj["hex"])), str(obj.get("note", "")))
-
 
 class _TraceObserver(ExchangeObserver):
     def __init__(self, bench: Workbench) -> None:
@@ -326,16 +322,6 @@ class _TraceObserver(ExchangeObserver):
         self.bench._emit(TraceLine(time.time(), reader, "--", data, what))
 
 
-@dataclass(frozen=True)
-class ReplayResult:
-    """Outcome of replaying a recorded trace against the card now in the reader."""
-
-    sent: int
-    matched: int
-    mismatches: tuple[tuple[str, str, str], ...] = ()
-    """(command, recorded response, response now), all hex."""
-
-
 # -- the service ----------------------------------------------------------------------
 
 
@@ -353,7 +339,7 @@ class Workbench:
 
     transports: Sequence[Transport]
     history: list[Exchange] = field(default_factory=list)
-    recording: list[TraceLine] | None = None
+    _writer: TraceWriter | None = None
     _connection: Connection | None = None
     _listeners: list[TraceListener] = field(default_factory=list)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -398,6 +384,7 @@ class Workbench:
 
     def close(self) -> None:
         with self._lock:
+            self.stop_recording()
             conn, self._connection = self._connection, None
             if conn is not None:
                 with contextlib.suppress(ReaderError):
@@ -413,8 +400,6 @@ class Workbench:
             self._listeners.remove(listener)
 
     def _emit(self, line: TraceLine) -> None:
-        if self.recording is not None:
-            self.recording.append(line)
         for listener in list(self._listeners):
             listener(line)
 
@@ -507,88 +492,56 @@ class Workbench:
             data += ex.data
         return NodeContent(node, binary=bytes(data), problems=tuple(problems))
 
-    # trace record / replay
-    def start_recording(self) -> None:
-        self.recording = []
+    # trace record / replay (the trace format of reader.trace)
+    @property
+    def recording(self) -> bool:
+        return self._writer is not None
 
-    def stop_recording(self, path: Path) -> int:
-        """Write the recorded trace as JSON lines to ``path``; return the line count."""
-        lines, self.recording = self.recording or [], None
-        path.write_text("".join(json.dumps(line.to_json()) + "\n" for line in lines),
-                        encoding="utf-8")
-        return len(lines)
+    def start_recording(self, path: Path) -> None:
+        """Write every exchange of the open connection to ``path`` (``sscard-trace 1``;
+        secret command data masked by :class:`reader.trace.TraceWriter`)."""
+        with self._lock:
+            if self._connection is None:
+                raise WorkbenchError("no card connected: connect a reader before recording")
+            self.stop_recording()
+            try:
+                writer = TraceWriter(path, reader=self._connection.reader)
+            except OSError as exc:
+                raise WorkbenchError(f"cannot write {path}: {exc.strerror}") from exc
+            writer.on_event(self._connection.reader, "power-on", self._connection.atr())
+            self._connection.add_observer(writer)
+            self._writer = writer
 
-    @staticmethod
-    def load_trace(path: Path) -> list[TraceLine]:
-        """Read a trace written by :meth:`stop_recording`."""
+    def stop_recording(self) -> int:
+        """Stop recording; returns the number of records written."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is None:
+                return 0
+            if self._connection is not None:
+                self._connection.remove_observer(writer)
+            writer.close()
+            return writer.records
+
+    def replay(self, path: Path, pin: str | None = None) -> ReplayReport:
+        """Send a recorded trace's commands to the open card and compare the answers
+        (:func:`reader.trace.replay_check`); masked VERIFY commands need ``pin``."""
         try:
-            text = path.read_text(encoding="utf-8")
+            trace = load_trace(path)
         except OSError as exc:
             raise WorkbenchError(f"cannot read trace {path}: {exc.strerror}") from exc
-        out: list[TraceLine] = []
-        for number, raw in enumerate(text.splitlines(), 1):
-            if not raw.strip():
-                continue
+        except ReaderError as exc:
+            raise WorkbenchError(f"{path}: {exc}") from exc
+        with self._lock:
+            if self._connection is None:
+                raise WorkbenchError("no card connected: connect a reader before replaying")
             try:
-                out.append(TraceLine.from_json(json.loads(raw)))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise WorkbenchError(f"{path}:{number}: not a trace line ({exc})") from exc
-        return out
-
-    def replay(self, lines: Iterable[TraceLine]) -> ReplayResult:
-        """Send the recorded commands again to the open card and compare the answers.
-
-        The trace holds TPDUs; :func:`group_exchanges` folds the T=0 procedure (61xx + GET
-        RESPONSE, 6Cxx + resend, ISO 7816-3 §10.3.5) back into whole APDU exchanges, so the
-        replay works whatever the transport. Masked VERIFY commands are skipped: their PIN
-        was never recorded.
-        """
-        sent = matched = 0
-        mismatches: list[tuple[str, str, str]] = []
-        for command, expected in group_exchanges(lines):
-            if cmds.is_secret_bearing(command):
-                continue
-            now = self.transmit(command).response
-            sent += 1
-            if now == expected:
-                matched += 1
-            else:
-                mismatches.append((command.to_bytes().hex(), expected.hex(), now.hex()))
-        return ReplayResult(sent, matched, tuple(mismatches))
-
-
-def group_exchanges(lines: Iterable[TraceLine]) -> list[tuple[CommandApdu, bytes]]:
-    """Fold a TPDU trace into (command APDU, whole response) pairs (ISO 7816-3 §10.3.5)."""
-    pairs: list[tuple[bytes, bytes]] = []
-    pending: bytes | None = None
-    for line in lines:
-        if line.direction == ">>":
-            pending = line.data
-        elif line.direction == "<<" and pending is not None and len(line.data) >= 2:
-            pairs.append((pending, line.data))
-            pending = None
-    out: list[tuple[CommandApdu, bytes]] = []
-    current: CommandApdu | None = None
-    data = b""
-    last_sw = 0
-    for raw, resp in pairs:
-        try:
-            tpdu = CommandApdu.from_bytes(raw)
-        except ApduError:
-            continue
-        follows_61 = current is not None and last_sw >> 8 == 0x61 and tpdu.ins == 0xC0
-        follows_6c = (current is not None and last_sw >> 8 == 0x6C
-                      and tpdu.to_bytes()[:4] == current.to_bytes()[:4])
-        if not (follows_61 or follows_6c):
-            if current is not None:
-                out.append((current, data + last_sw.to_bytes(2, "big")))
-            current, data = tpdu, b""
-        last_sw = int.from_bytes(resp[-2:], "big")
-        if last_sw >> 8 not in (0x6C,):
-            data += resp[:-2]
-    if current is not None:
-        out.append((current, data + last_sw.to_bytes(2, "big")))
-    return out
+                return replay_check(trace, self._connection,
+                                    secrets=pin_filler(pin) if pin else None)
+            except ReplayError as exc:
+                raise WorkbenchError(str(exc)) from exc
+            except ReaderError as exc:
+                raise WorkbenchError(f"{self._connection.reader}: {exc}") from exc
 
 
 def response_of(exchange: Exchange) -> ResponseApdu:
@@ -638,13 +591,12 @@ __all__ = [
     "FileNode",
     "NodeContent",
     "ReaderInfo",
-    "ReplayResult",
+    "ReplayReport",
     "TlvNode",
     "TraceLine",
     "Workbench",
     "WorkbenchError",
     "decode_tlv",
-    "group_exchanges",
     "node_path",
     "parse_command",
 ]

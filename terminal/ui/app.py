@@ -9,10 +9,10 @@ reach the active screen as messages; nothing here blocks on card or host I/O.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from textual import work
 from textual.app import App
@@ -22,7 +22,13 @@ from textual.worker import get_current_worker
 
 from terminal.core.common import Clock, now
 from terminal.core.model import TerminalConfig
-from terminal.core.ports import CardPort, CataloguePort, HostPort
+from terminal.core.ports import (
+    CardIssuerPort,
+    CardPort,
+    CatalogueItem,
+    CataloguePort,
+    HostPort,
+)
 from terminal.core.workbench import CardDrawer, CardEventSource, Workbench
 from terminal.ui.messages import CardInserted, CardRemoved, ReaderProblem
 from terminal.ui.screens.counter import CounterScreen
@@ -46,6 +52,14 @@ def data_dir() -> Path:
     return Path(base) / "sscard"
 
 
+class ShelfCatalogue(CataloguePort, Protocol):
+    """The catalogue as the cart needs it: lookup by code and search by code, name or pinyin
+    initials (the catalogue's own search; the UI only shows the results)."""
+
+    def search(self, text: str, limit: int = 8) -> Sequence[CatalogueItem]:
+        """Items matching ``text``, best first, at most ``limit``."""
+
+
 @dataclass
 class TerminalServices:
     """What the terminal runs on; built by ``sscard terminal`` or by tests.
@@ -57,8 +71,10 @@ class TerminalServices:
 
     card: CardPort | None = None
     host: HostPort | None = None
-    catalogue: CataloguePort | None = None
+    catalogue: ShelfCatalogue | None = None
     config: TerminalConfig = field(default_factory=TerminalConfig)
+    issuer: CardIssuerPort | None = None
+    """Writes new cards at the counter (replacement); only where a personaliser exists."""
     workbench: Workbench | None = None
     drawer: CardDrawer | None = None
     card_events: CardEventSource | None = None

@@ -31,7 +31,7 @@ def interface_chains(draw: st.DrawFn) -> list[InterfaceGroup]:
     return groups
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(interface_chains(), st.binary(max_size=15), st.sampled_from(["direct", "inverse"]))
 def test_assemble_parse_round_trip(groups: list[InterfaceGroup], hist: bytes,
                                    convention: str) -> None:
@@ -55,7 +55,7 @@ def test_assemble_parse_round_trip(groups: list[InterfaceGroup], hist: bytes,
         assert atr.parse(line) == parsed
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=15), st.lists(st.integers(0, 14), min_size=1, max_size=3),
        st.none() | st.sampled_from(VALID_TA1), opt_byte, opt_byte, opt_byte)
 def test_build_parse(hist: bytes, protocols: list[int], ta1: int | None, tb1: int | None,

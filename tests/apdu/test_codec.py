@@ -60,7 +60,7 @@ def test_pin_errors() -> None:
         codec.pin_decode(bytes.fromhex("12FF"))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(gbk_text, st.integers(0, 10))
 def test_an_round_trip(text: str, extra: int) -> None:
     n = len(text.encode("gbk")) + extra
@@ -83,7 +83,7 @@ def test_an_known_and_errors() -> None:
         codec.an_decode(b"\x81")
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=gbk_chars, max_size=25).filter(lambda s: len(s.encode("gbk")) <= 50))
 def test_split_join_name(name: str) -> None:
     main, ext = codec.split_name(name)

@@ -23,7 +23,7 @@ def commands(draw: st.DrawFn) -> CommandApdu:
     return CommandApdu(cla, ins, p1, p2, data, le, extended)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(commands())
 def test_round_trip(cmd: CommandApdu) -> None:
     raw = cmd.to_bytes()
@@ -32,7 +32,7 @@ def test_round_trip(cmd: CommandApdu) -> None:
     assert back.to_bytes() == raw
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(commands())
 def test_encoding_length_follows_case(cmd: CommandApdu) -> None:
     raw = cmd.to_bytes()
@@ -132,7 +132,7 @@ def test_with_le_and_hex() -> None:
     assert bytes(cmd) == cmd.to_bytes()
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.integers(0, 0xFFFF))
 def test_response_round_trip(data: bytes, sw: int) -> None:
     rsp = ResponseApdu(data, sw)

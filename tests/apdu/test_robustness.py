@@ -37,7 +37,7 @@ def _atr_like() -> st.SearchStrategy[bytes]:
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.one_of(st.binary(max_size=80), _atr_like(),
                       st.binary(max_size=6).map(lambda b: b"\x6f" + b)))
 def test_parser_total(name: str, data: bytes) -> None:
@@ -45,7 +45,7 @@ def test_parser_total(name: str, data: bytes) -> None:
         PARSERS[name](data)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200) | st.lists(st.text(max_size=12), min_size=9, max_size=13).map(
     lambda parts: "|".join(parts) + "|"))
 def test_cardbas_parse_total(line: str) -> None:
@@ -53,7 +53,7 @@ def test_cardbas_parse_total(line: str) -> None:
         CardBasics.parse_line(line)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=20), st.lists(st.binary(min_size=0, max_size=20), max_size=30))
 def test_t0_exchange_total(command: bytes, answers: list[bytes]) -> None:
     try:
@@ -66,7 +66,7 @@ def test_t0_exchange_total(command: bytes, answers: list[bytes]) -> None:
         pass
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=12), max_size=10), st.binary(max_size=300),
        st.integers(0, 0xFFFF))
 def test_card_adapter_total(tpdus: list[bytes], data: bytes, sw: int) -> None:
@@ -83,7 +83,7 @@ def test_card_adapter_total(tpdus: list[bytes], data: bytes, sw: int) -> None:
         assert len(served) >= 2
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=30))
 def test_naming_and_masking_total(raw: bytes) -> None:
     assert commands.command_name(raw)

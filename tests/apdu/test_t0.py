@@ -66,7 +66,7 @@ class SimT0Card:
 statuses = st.sampled_from([0x9000, 0x9000, 0x6283, 0x63C1, 0x6A82])
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(
     cla=st.sampled_from([0x00, 0x80, 0x84, 0xB0, 0x04]),
     data=st.binary(max_size=40),
@@ -96,7 +96,7 @@ def test_transceive_against_simulated_card(cla: int, data: bytes, resp: bytes, l
             assert tpdu[2:4] == b"\x00\x00"
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
     data=st.binary(max_size=40),
     resp=st.binary(max_size=700),

@@ -41,7 +41,7 @@ trees = st.recursive(primitive, lambda inner: _constructed(st.lists(inner, max_s
                      max_leaves=12)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(trees, max_size=5))
 def test_nested_round_trip(items: list[Tlv]) -> None:
     raw = tlv.encode(items)
@@ -51,7 +51,7 @@ def test_nested_round_trip(items: list[Tlv]) -> None:
             assert tlv.encode(item.children()) == item.value
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(trees, min_size=1, max_size=4),
        st.lists(st.binary(max_size=3).map(lambda b: bytes(x | 0xFF if x & 1 else 0
                                                           for x in b)), min_size=6, max_size=6))
@@ -152,7 +152,7 @@ def test_find_tolerates_unparsable_constructed_value() -> None:
 records = st.lists(st.tuples(st.integers(1, 0xFE), st.binary(max_size=300)), max_size=6)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(records)
 def test_simple_round_trip(recs: list[tuple[int, bytes]]) -> None:
     raw = b"".join(tlv.encode_simple(t, v) for t, v in recs)

@@ -59,15 +59,19 @@ class Terminal:
 
     def __init__(self, card: VirtualCard, psam: VirtualPsam) -> None:
         self.card, self.psam = card, psam
+        self._alg: int | None = None
 
     @property
     def factor(self) -> bytes:
         return atrmod.diversification_factor(self.card.atr())
 
     def alg(self) -> int:
-        data, sw = tx(self.card, b"\x00\xa4\x04\x00\x0f" + SSSE_NAME)
-        assert sw == 0x9000, hex(sw)
-        return data[-1]
+        """The card's algorithm id from the SSSE FCI (selects SSSE the first time only)."""
+        if self._alg is None:
+            data, sw = tx(self.card, b"\x00\xa4\x04\x00\x0f" + SSSE_NAME)
+            assert sw == 0x9000, hex(sw)
+            self._alg = data[-1]
+        return self._alg
 
     def p1(self, usage: int) -> int:
         return self.alg() << 4 | usage

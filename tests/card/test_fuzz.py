@@ -15,7 +15,7 @@ from tests.card.helpers import SSSE_NAME, make_issued, make_psam, tx
 
 _DOC = make_issued(pin="123456").doc
 _KNOWN = [0xA4, 0xB0, 0xB2, 0xD6, 0xDC, 0x20, 0x5E, 0x24, 0x84, 0x88, 0x82, 0xC0, 0x1E,
-          0x16, 0xA8, 0xAE, 0xCA, 0xDE, 0xFA, 0x70, 0x72]
+          0x16, 0xA8, 0xAE, 0xCA, 0xDE, 0xFA, 0x70, 0x72, 0x26, 0x28, 0x2A, 0x2C, 0x2E]
 
 raw_apdus = st.binary(min_size=0, max_size=300)
 structured = st.builds(
@@ -46,7 +46,7 @@ def _check(device: VirtualCard | VirtualPsam, commands: list[bytes]) -> None:
         assert out[-2:] != b"\x6f\x00", cmd.hex()
 
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("FUZZ_N", "250")), deadline=None,
+SETTINGS = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -70,6 +70,9 @@ def test_card_inside_the_applications_answers_a_status_word(commands: list[bytes
     _check(card, commands)
     tx(card, "00A4040008A000000333010101")
     tx(card, "80A8000004830201560000")
+    _check(card, commands)
+    tx(card, "00A4040006D15600000503")  # DF04, the purse
+    tx(card, "B028010113" + "01" + "00000000" * 3 + "370800000001")
     _check(card, commands)
 
 

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from apdu import codec
+from card.cos import VirtualCard
 from card.errors import PowerCut
 from card.image import CardImage
 from tests.card.helpers import Terminal, make_issued, make_psam, tx
-from card.cos import VirtualCard
 
 PINS = st.sampled_from(["123456", "654321", "111111", "2468", "99999999"])
 CUTS = st.one_of(st.none(), st.sampled_from([

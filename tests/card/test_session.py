@@ -6,6 +6,8 @@ import pytest
 
 from apdu import atr as atrmod
 from apdu import codec
+from apdu.command import CommandApdu
+from apdu.iface import CardLike
 from apdu.t0 import transceive
 from card.cos import VirtualCard
 from card.issue import Holder
@@ -158,3 +160,50 @@ def test_dfs_of_the_ssse_tree_are_selectable_by_aid_and_fid() -> None:
     assert tx(card, "00A4020002EF08")[1] == 0x9000
     assert tx(card, "00A4020002EF99")[1] == 0x6A82
     assert tx(card, "00A4000000")[1] == 0x9000  # MF
+
+
+def test_section5_session_with_apdu_builders_over_t0() -> None:
+    """What a reader does: apdu.commands builders, apdu.t0.transceive, card and PSAM on T=0."""
+    from apdu import commands as C
+
+    issued = make_issued("CCB", "3.00", algorithm="SM4")
+    card = VirtualCard.from_doc(issued.doc, t0=True)
+    psam = make_psam()
+    psam.t0 = True
+
+    def run(dev: CardLike, cmd: CommandApdu) -> tuple[bytes, int]:
+        out = transceive(cmd.to_bytes(), dev.transmit)
+        return out[:-2], int.from_bytes(out[-2:], "big")
+
+    factor = atrmod.diversification_factor(card.atr())
+    fci, sw = run(card, C.select_ssse())
+    assert sw == 0x9000 and fci[-1] == 0x03
+    assert run(card, C.select_ef(C.EF05))[1] == 0x9000
+    for tag in (0x01, 0x03, 0x07):
+        rec, sw = run(card, C.read_record_by_tag(tag))
+        assert sw == 0x9000 and rec[0] == tag
+    r1 = run(card, C.get_challenge(8))[0]
+    r2 = run(card, C.get_challenge(8))[0]
+    s, sw = run(card, C.internal_authenticate(r1, r2))
+    assert sw == 0x9000
+    assert run(psam, C.delivery_session_key(0x31, 0x01, factor, r1))[1] == 0x9000
+    assert transceive(b"\x80\xfa\x09\x00\x10" + r2 + s, psam.transmit) == b"\x90\x00"
+    c1 = run(card, C.get_challenge(8))[0]
+    c2 = run(card, C.get_challenge(8))[0]
+    assert run(psam, C.delivery_session_key(0x32, C.KID_RKSSSE, factor, c1))[1] == 0x9000
+    x = transceive(b"\x80\xfa\x08\x00\x08" + c2 + b"\x08", psam.transmit)[:-2]
+    assert run(card, C.external_authenticate(C.KID_RKSSSE, x, c2))[1] == 0x9000
+    assert run(card, C.select_ef(C.EF06))[1] == 0x9000
+    names = {}
+    for tag in (0x08, 0x09, 0x4E):
+        rec, sw = run(card, C.read_record_by_tag(tag))
+        assert sw == 0x9000
+        names[tag] = rec[2:]
+    assert names[0x08].decode() == ZHANG_SSN
+    assert codec.join_name(names[0x09], names[0x4E]) == "张三"
+    assert run(card, C.verify(None))[1] == 0x63C3
+    assert run(card, C.verify(issued.initial_pin))[1] == 0x9000
+    tn, sw = run(psam, C.psam_select_terminal_file())
+    assert sw == 0x9000
+    tn, sw = run(psam, C.psam_read_terminal_number())
+    assert sw == 0x9000 and codec.cn_decode(tn) == "370800000007"

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from terminal.core.model import fen, yuan
 from terminal.core.ports import (
@@ -177,6 +177,8 @@ class FakeCard:
 
     def append_transaction(self, record: TxRecord) -> None:
         a = self._enter("append_transaction")
+        if not self.verified:  # DF04 needs the PIN (spec/card.md §3)
+            raise CardFault("6982 security status not satisfied", -27010)
         self.log.insert(0, TxRecord(record.kind, record.terminal, record.when,
                                     record.account_fen, record.selfpay_fen, record.fund_fen,
                                     sequence=len(self.log) + 1))
@@ -184,12 +186,14 @@ class FakeCard:
 
     def read_transactions(self) -> list[TxRecord]:
         a = self._enter("read_transactions")
+        if not self.verified:
+            raise CardFault("6982 security status not satisfied", -27010)
         self._leave(a)
         return list(self.log)
 
 
 class FakeCatalogue:
-    ITEMS = {
+    ITEMS: ClassVar[dict[str, CatalogueItem]] = {
         "A001": CatalogueItem("A001", "阿莫西林胶囊", 1250, "盒"),
         "B002": CatalogueItem("B002", "布洛芬缓释胶囊", 1680, "盒"),
         "C003": CatalogueItem("C003", "对乙酰氨基酚片", 560, "瓶"),
@@ -221,7 +225,7 @@ class Posting:
 class FakeHost:
     """Books per person with msgid idempotency and 2601 reversal (spec/host.md §4)."""
 
-    REVERSIBLE = {"2102", "2103", "2304", "2305", "2401"}
+    REVERSIBLE = frozenset({"2102", "2103", "2304", "2305", "2401"})
 
     def __init__(self, *, balance: int = 50000, bank: int = 100000,
                  card_state: str = "activated", fund_bp: int = 7000) -> None:
@@ -238,6 +242,8 @@ class FakeHost:
         self.admissions: dict[str, str] = {}
         self.discharged: set[str] = set()
         self._seq = itertools.count(1)
+        self.counter_ops: list[tuple[str, dict[str, Any]]] = []
+        self.old_cards = 0
         self.initial = (dict(self.balance), dict(self.bank))
         self.initial_total = sum(self.balance.values()) + sum(self.bank.values())
 
@@ -344,6 +350,49 @@ class FakeHost:
         if infno == "2402":
             self.discharged.add(inp["dscginfo"]["mdtrt_id"])
             return {}
+        if infno.startswith("8"):
+            return self._counter(infno, inp.get("data", {}))
+        raise HostRefused(f"unknown infno {infno}", infno=infno)
+
+    def _counter(self, infno: str, d: Mapping[str, Any]) -> dict[str, Any]:
+        if "certno" in d and d["certno"] != "370802198101011116":
+            raise HostRefused("the ID number does not match the holder", infno=infno)
+        self.counter_ops.append((infno, dict(d)))
+        if infno == "8102":
+            if self.card_state != "issued":
+                raise HostRefused(f"card is {self.card_state}, not waiting for activation",
+                                  infno=infno, code="card_state")
+            assert d["pin_changed"] is True
+            self.card_state = "activated"
+            return {"cardinfo": {"card_no": d["card_no"], "card_stas": "activated"}}
+        if infno == "8103":
+            self.card_state = "loss_formal" if d["loss_type"] == "2" else "loss_temp"
+            return {"cardinfo": {"card_stas": self.card_state,
+                                 "loss_lapses_at": "2026-12-03 10:00:00"}}
+        if infno == "8104":
+            self.card_state = "activated"
+            return {"cardinfo": {"card_stas": "activated"}}
+        if infno == "8105":
+            free = d["reason"] in ("damaged_not_holder", "data_error")
+            self.card_state = "replaced"
+            return {"cardinfo": {"card_no": "B12345678",
+                                 "card_sn": "370800D1560000050000000000000001",
+                                 "pan": "6217000000000000025", "card_stas": "activated",
+                                 "fee": "0.00" if free else "30.00",
+                                 "old_card_no": d["card_no"]}}
+        if infno == "8106":
+            return {"card_no": d["card_no"], "op": d["op"], "fee": "0.00"}
+        if infno == "8107":
+            return {"changed": sorted(k for k in d if k not in ("psn_no", "certno")),
+                    "card_replacement_needed": "psn_name" in d, "certificate_no": "A5X"}
+        if infno == "8108":
+            return {"balc": yuan(self.balance["P0001"]), "bank_balc": yuan(self.bank["P0001"])}
+        if infno == "8201":
+            n = min(d["batch_size"], self.old_cards)
+            self.old_cards -= n
+            self.balance["P0001"] += 100 * n
+            return {"migrated": n, "amount": yuan(100 * n), "remaining": self.old_cards,
+                    "without_new_card": 0}
         raise HostRefused(f"unknown infno {infno}", infno=infno)
 
     def _settle(self, infno: str, msgid: str, d: Mapping[str, Any], total: int,

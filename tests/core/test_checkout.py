@@ -66,8 +66,8 @@ def test_whole_sale_with_the_account(flow: Checkout, card: FakeCard, host: FakeH
     assert r.recorded_on_card and len(card.log) == 1
     rec = card.log[0]
     assert (rec.kind, rec.account_fen, rec.selfpay_fen, rec.fund_fen) == (
-        TxKind.SETTLEMENT, 3060, 0, 0)
-    assert rec.terminal == "000042"
+        TxKind.SETTLEMENT, 0, 3060, 0)
+    assert rec.terminal == "370800000042"
     assert [s for _, s in seen][-5:] == ["PIN", "SETTLE", "RECORD", "SLIP", "DONE"]
     text = render(r.slip)
     assert r.setl_id in text and "X00****19" in text and "469.40" in text
@@ -179,7 +179,7 @@ def test_wrong_pins_count_down_and_the_third_locks(flow: Checkout, card: FakeCar
     flow.enter_pin("111111")
     assert flow.state is S.PIN and "1 try left" in flow.message
     flow.enter_pin("222222")
-    assert flow.state is S.FAILED and flow.failure is not None
+    assert flow.run_until_input() is S.FAILED and flow.failure is not None
     assert flow.failure.kind is FailureKind.PIN_LOCKED
     for words in ("bank counter", "ID card", "free of charge"):
         assert words in flow.failure.message
@@ -265,6 +265,8 @@ def test_card_pulled_after_2102_then_returned_finishes(flow: Checkout, card: Fak
     assert flow.state is S.CARD_PULLED
     card.insert()
     flow.card_returned()
+    assert flow.state is S.PIN and "PIN again" in flow.message
+    flow.enter_pin(PIN)
     assert flow.run_until_input() is S.DONE
     assert len(card.log) == 1 and len(host.sales()) == 1 and host.books_balance()
 
@@ -307,6 +309,7 @@ def test_card_pulled_during_the_record_write_needs_the_card(
         flow.void()
     card.insert()
     flow.card_returned()
+    flow.enter_pin(PIN)
     assert flow.run_until_input() is S.DONE
     assert len(card.log) == 1, "the record is not written twice"
     assert flow.result is not None and flow.result.recorded_on_card
@@ -510,6 +513,8 @@ def test_cancel_a_finished_sale_with_the_card(flow: Checkout, card: FakeCard,
     run_checkout(flow, [("A001", 2)], lambda tries: PIN)
     assert flow.result is not None
     cancel = CancelSale(card, host, flow.result, clock=clock)
+    assert cancel.run_until_input() is CancelState.PIN
+    cancel.enter_pin(PIN)
     assert cancel.run_until_input() is CancelState.DONE
     assert cancel.recorded
     assert [r.kind for r in card.log] == [TxKind.CREDIT, TxKind.SETTLEMENT]
@@ -533,6 +538,8 @@ def test_cancel_timeout_is_reversed_and_the_sale_stands(
     assert flow.result is not None
     host.fault("2103", "timeout_after")
     cancel = CancelSale(card, host, flow.result, clock=clock)
+    cancel.run_until_input()
+    cancel.enter_pin(PIN)
     assert cancel.run_until_input() is CancelState.FAILED
     assert len(host.sales()) == 1 and host.books_balance()
     assert [r.kind for r in card.log] == [TxKind.SETTLEMENT]
@@ -552,3 +559,45 @@ def test_a_host_refusal_about_the_card_is_a_card_status(flow: Checkout,
     assert flow.run_until_input() is S.FAILED
     assert flow.failure is not None and flow.failure.kind is FailureKind.CARD_STATUS
     assert "reported lost" in flow.failure.message
+
+
+def test_card_refusing_the_record_can_be_voided(flow: Checkout, card: FakeCard,
+                                                host: FakeHost) -> None:
+    to_pin(flow)
+    card.fault("append_transaction", "error")
+    flow.enter_pin(PIN)
+    assert flow.run_until_input() is S.CARD_PULLED and "refused" in flow.message
+    assert flow.can_void
+    flow.void()
+    assert flow.run_until_input() is S.VOIDED
+    nothing_charged(host)
+
+
+def test_pin_locked_on_the_returned_card_confirms_without_record(
+        flow: Checkout, card: FakeCard, host: FakeHost) -> None:
+    to_pin(flow)
+    card.fault("append_transaction", "pull_after")
+    flow.enter_pin(PIN)
+    flow.run_until_input()
+    card.insert()
+    flow.card_returned()
+    for wrong in ("1", "2", "3"):
+        flow.enter_pin(wrong * 6)
+    assert flow.state is S.CARD_PULLED and "confirm it without the record" in flow.message
+    with pytest.raises(FlowStateError):
+        flow.void()
+    flow.confirm_without_record()
+    assert flow.run_until_input() is S.DONE
+    assert flow.result is not None and not flow.result.recorded_on_card
+    assert len(host.sales()) == 1 and host.books_balance()
+
+
+def test_pin_cancel_on_the_returned_card_goes_back(flow: Checkout, card: FakeCard) -> None:
+    to_pin(flow)
+    card.fault("append_transaction", "pull_before")
+    flow.enter_pin(PIN)
+    flow.run_until_input()
+    card.insert()
+    flow.card_returned()
+    flow.cancel_pin()
+    assert flow.state is S.CARD_PULLED and flow.can_void

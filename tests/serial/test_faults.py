@@ -27,7 +27,7 @@ SELECT_CHARS = 20
 
 
 def test_no_card_is_no_atr(serve_card: Serve) -> None:
-    transport = SerialTransport(serve_card(no_atr=True), latency=0.1)
+    transport = SerialTransport(serve_card(no_atr=True), latency=0.25)
     with pytest.raises(NoCard, match="no answer to reset") as err:
         transport.connect(transport.name)
     assert err.value.driver_code == -2
@@ -37,7 +37,7 @@ def test_no_card_is_no_atr(serve_card: Serve) -> None:
 
 def test_stalled_card_times_out_then_resyncs(serve_card: Serve, open_reader: Open) -> None:
     card = TinyCard(FAST_ATR)
-    conn = open_reader(serve_card(card, stall_after=3), latency=0.1)
+    conn = open_reader(serve_card(card, stall_after=3), latency=0.25)
     with pytest.raises(ReaderTimeout, match="card was reset") as err:
         conn.transmit(C.select_ssse())
     assert err.value.driver_code == -4
@@ -49,7 +49,7 @@ def test_corrupted_procedure_byte_is_a_transport_error_then_resync(serve_card: S
                                                                    open_reader: Open) -> None:
     card = TinyCard(FAST_ATR)
     # byte 0 after the ATR is the ACK to the SELECT header: flipped, it is no procedure byte
-    conn = open_reader(serve_card(card, corrupt_byte_at=0), latency=0.1)
+    conn = open_reader(serve_card(card, corrupt_byte_at=0), latency=0.25)
     with pytest.raises(TransportError, match="invalid procedure byte"):
         conn.transmit(C.select_ssse())
     assert card.resets == 1
@@ -59,24 +59,24 @@ def test_corrupted_procedure_byte_is_a_transport_error_then_resync(serve_card: S
 def test_corrupted_status_byte(serve_card: Serve, open_reader: Open) -> None:
     card = TinyCard(FAST_ATR)
     # SELECT EF05 (7 bytes): ACK, then SW1 SW2 → byte 1 is SW1
-    conn = open_reader(serve_card(card, corrupt_byte_at=1), latency=0.1)
+    conn = open_reader(serve_card(card, corrupt_byte_at=1), latency=0.25)
     with pytest.raises(TransportError):
-        conn._transmit_raw(C.select_ef(C.EF05).to_bytes())
+        conn.transmit_raw(C.select_ef(C.EF05).to_bytes())
     assert conn.transmit(C.select_ssse()).sw == 0x9000
 
 
 def test_dropped_byte_times_out_then_resyncs(serve_card: Serve, open_reader: Open) -> None:
     card = TinyCard(FAST_ATR)
-    conn = open_reader(serve_card(card, drop_byte_at=2), latency=0.1)  # SW2 of the first answer
+    conn = open_reader(serve_card(card, drop_byte_at=2), latency=0.25)  # SW2 of the first answer
     with pytest.raises(ReaderTimeout):
-        conn._transmit_raw(C.select_ef(C.EF05).to_bytes())
+        conn.transmit_raw(C.select_ef(C.EF05).to_bytes())
     assert card.resets == 1
     assert conn.transmit(C.select_ssse()).data == FCI
 
 
 def test_card_removed_mid_command(serve_card: Serve, open_reader: Open) -> None:
     url = serve_card(TinyCard(FAST_ATR), remove_after=SELECT_CHARS // 2)
-    conn = open_reader(url, latency=0.1)
+    conn = open_reader(url, latency=0.25)
     with pytest.raises(CardRemoved) as err:
         conn.transmit(C.select_ssse())
     assert err.value.driver_code == -2
@@ -90,12 +90,33 @@ def test_card_removed_mid_command(serve_card: Serve, open_reader: Open) -> None:
 
 
 def test_removal_is_reported_as_an_event(serve_card: Serve) -> None:
-    transport = SerialTransport(serve_card(TinyCard(FAST_ATR), remove_after=3), latency=0.1)
+    transport = SerialTransport(serve_card(TinyCard(FAST_ATR), remove_after=3), latency=0.25)
     conn = transport.connect(transport.name)
     try:
-        assert [e.kind for e in transport.wait_for_event(timeout=0)] == []
+        first = transport.wait_for_event(timeout=0)
+        assert [e.kind for e in first] == ["reader_added", "inserted"]  # from the connection
+        assert transport.wait_for_event(timeout=0) == []
         with pytest.raises(CardRemoved):
             conn.transmit(C.select_ssse())
         assert [e.kind for e in transport.wait_for_event(timeout=1)] == ["removed"]
     finally:
         conn.disconnect()
+
+
+def test_resync_while_the_card_is_still_talking(serve_card: Serve, open_reader: Open) -> None:
+    # the ACK of a 255-byte GET CHALLENGE is corrupted: the reader gives up at once and resets
+    # while the card is still sending (≈ 0.3 s of data at 9600 baud); the card must fall
+    # silent on reset so that the ATR that follows arrives clean
+    card = TinyCard(FAST_ATR)
+    conn = open_reader(serve_card(card, corrupt_byte_at=0), latency=0.25)
+    with pytest.raises(TransportError, match="card was reset"):
+        conn.transmit_raw(bytes.fromhex("00840000FF"))
+    assert conn.atr() == FAST_ATR
+    assert conn.transmit(C.select_ssse()).data == FCI
+
+
+def test_endless_null_bytes_are_bounded(serve_card: Serve, open_reader: Open) -> None:
+    card = TinyCard(FAST_ATR, delay=1.5)
+    conn = open_reader(serve_card(card, null_after=0.05), latency=0.25, exchange_timeout=0.5)
+    with pytest.raises(ReaderTimeout, match="did not finish in time"):
+        conn.transmit(C.verify(None))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from apdu import commands as C
-from reader.errors import NoCard
+from reader.errors import CardRemoved, NoCard
 from reader.serial import SerialConnection, SerialTransport
 from tests.serial.conftest import Serve
 from tests.serial.tinycard import FCI, TinyCard
@@ -41,3 +41,10 @@ def test_pty_reconnects_and_sees_no_card(serve_card: Serve, open_reader: Open) -
     transport = SerialTransport(empty, reset_line="flush", latency=0.1)
     with pytest.raises(NoCard):
         transport.connect(transport.name)
+
+
+def test_card_pulled_on_a_pty(serve_card: Serve, open_reader: Open) -> None:
+    path = serve_card(TinyCard(), url="pty", remove_after=8)
+    conn = open_reader(path + "?reset=flush", latency=0.25)
+    with pytest.raises(CardRemoved):
+        conn.transmit(C.select_ssse())

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from apdu import atr as atr_codec
 from apdu import commands as C
-from reader.errors import NoCard, NoReader, ReaderError, TransportError
+from reader.errors import NoCard, NoReader, ReaderBusy, ReaderError, TransportError
 from reader.serial import SerialConnection, SerialTransport, split_options
+from reader.serial_device import serve, serve_in_thread
 from tests.serial.conftest import Serve
 from tests.serial.tinycard import FCI, RECORDS, TinyCard
 
@@ -163,7 +166,7 @@ def test_readers_lists_the_one_reader_with_its_card(serve_card: Serve) -> None:
     try:
         [info] = transport.readers()
         assert info.state == "connected"
-        with pytest.raises(ReaderError, match="already connected"):
+        with pytest.raises(ReaderBusy, match="already connected"):
             transport.connect(transport.name)
     finally:
         conn.disconnect()
@@ -172,7 +175,8 @@ def test_readers_lists_the_one_reader_with_its_card(serve_card: Serve) -> None:
 def test_wait_for_event_reports_the_card(serve_card: Serve) -> None:
     transport = SerialTransport(serve_card(), poll_interval=0.1)
     events = transport.wait_for_event(timeout=5)
-    assert [e.kind for e in events] == ["inserted"]
+    assert [e.kind for e in events] == ["reader_added", "inserted"]
+    assert events[1].atr == TinyCard().atr()
     assert transport.wait_for_event(timeout=0.1) == []
 
 
@@ -188,22 +192,76 @@ def test_unknown_reader_and_closed_port() -> None:
 def test_url_options_are_split_from_pyserials() -> None:
     url, options = split_options(
         "serial:rfc2217://h:1?reset=dtr&reset_active=low&baud=19200&parity=o&stopbits=1"
-        "&pps=1&echo=0&latency=0.5&atr_timeout=2&logging=debug"
+        "&pps=1&echo=0&latency=0.5&atr_timeout=2&exchange_timeout=9&logging=debug"
     )
     assert url == "rfc2217://h:1?logging=debug"
     assert options == {
         "reset_line": "dtr", "reset_active_high": False, "baud": 19200, "parity": "O",
         "stopbits": 1, "pps": True, "echo": False, "latency": 0.5, "atr_timeout": 2.0,
+        "exchange_timeout": 9.0,
     }
     transport = SerialTransport("serial:loop://?baud=19200")
     assert transport.name == "serial:loop://" and transport.baud == 19200
     with pytest.raises(ValueError, match="pps"):
         split_options("loop://?pps=maybe")
-    with pytest.raises(ValueError):
+    with pytest.raises(NoReader, match="reset must be"):
         SerialTransport("loop://?reset=break")
+    with pytest.raises(NoReader, match="baud"):
+        SerialTransport.from_name("serial:loop://?baud=fast")
+    with pytest.raises(NoReader):
+        SerialTransport.from_name("pcsc:Virtual PCD 00 00")
 
 
 def test_malformed_tpdu_is_a_transport_error(serve_card: Serve, open_reader: Open) -> None:
     conn = open_reader(serve_card())
     with pytest.raises(TransportError):
-        conn._transmit_raw(b"\x00\xb2")
+        conn.transmit_raw(b"\x00\xb2")
+
+
+def test_events_when_the_device_goes_away_and_comes_back() -> None:
+    url, stop, thread = serve_in_thread(TinyCard(), "rfc2217://127.0.0.1:0")
+    transport = SerialTransport(url, poll_interval=0.05, latency=0.1)
+    try:
+        assert [e.kind for e in transport.wait_for_event(5)] == ["reader_added", "inserted"]
+    finally:
+        stop.set()
+        thread.join(5)
+    assert [e.kind for e in transport.wait_for_event(5)] == ["removed", "reader_removed"]
+    assert transport.readers() == []
+    other = atr_codec.build(bytes(13), (0,), tc2=3)
+    _, stop, thread = serve_in_thread(TinyCard(other), url)  # same port, another card
+    try:
+        events = transport.wait_for_event(5)
+        assert [e.kind for e in events] == ["reader_added", "inserted"]
+        assert events[1].atr == other
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_serve_rejects_bad_arguments() -> None:
+    stop = threading.Event()
+    stop.set()
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("tcp://127.0.0.1:1", {}), ("rfc2217://127.0.0.1", {}),
+        ("pty", {"reset_line": "cts"}), ("pty", {"parity": "M"}),
+    ]
+    for url, options in cases:
+        with pytest.raises(ValueError):
+            serve(TinyCard(), url, stop, **options)
+
+
+def test_pty_path_is_printed_when_nobody_asks(capsys: pytest.CaptureFixture[str]) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=serve, args=(TinyCard(), "pty", stop), daemon=True)
+    thread.start()
+    try:
+        for _ in range(100):
+            if capsys.readouterr().out.startswith("/dev/"):
+                break
+            stop.wait(0.02)
+        else:
+            raise AssertionError("the pty path was not printed")
+    finally:
+        stop.set()
+        thread.join(5)

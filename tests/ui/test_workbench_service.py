@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from apdu import commands as cmds
 from terminal.core.workbench import (
     CARD_TREE,
-    TraceLine,
-    Workbench,
     WorkbenchError,
     decode_tlv,
-    group_exchanges,
     node_path,
     parse_command,
 )
@@ -66,70 +58,3 @@ def test_node_paths_follow_the_card_tree() -> None:
     assert CARD_TREE.select == cmds.select_mf()
     with pytest.raises(WorkbenchError):
         node_path(["SSSE", "EF99"])
-
-
-def _t0_trace(command: bytes, whole: bytes, chunk: int) -> list[TraceLine]:
-    """The TPDUs a T=0 link carries for ``command`` answering ``whole`` (61xx chain)."""
-    lines = [TraceLine(0.0, "r", ">>", command)]
-    data, sw = whole[:-2], whole[-2:]
-    if not data:
-        lines.append(TraceLine(0.0, "r", "<<", sw))
-        return lines
-    lines.append(TraceLine(0.0, "r", "<<", bytes([0x61, min(chunk, len(data)) & 0xFF])))
-    while data:
-        part, data = data[:chunk], data[chunk:]
-        lines.append(TraceLine(0.0, "r", ">>", cmds.get_response(len(part)).to_bytes()))
-        tail = bytes([0x61, min(chunk, len(data)) & 0xFF]) if data else sw
-        lines.append(TraceLine(0.0, "r", "<<", part + tail))
-    return lines
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.binary(min_size=1, max_size=40), st.binary(max_size=300),
-                  st.sampled_from([b"\x90\x00", b"\x6a\x82", b"\x62\x83"]),
-                  st.integers(min_value=1, max_value=255)),
-        min_size=1, max_size=5,
-    )
-)
-def test_group_exchanges_folds_get_response_chains(
-    exchanges: list[tuple[bytes, bytes, bytes, int]],
-) -> None:
-    """ISO 7816-3 §10.3.5: 61xx + GET RESPONSE folds back into one whole answer."""
-    trace: list[TraceLine] = []
-    expected = []
-    for data, answer, sw, chunk in exchanges:
-        command = bytes([0x00, 0xDA, 0x01, 0x02, len(data)]) + data
-        whole = (answer if sw == b"\x90\x00" else b"") + sw
-        trace += _t0_trace(command, whole, chunk)
-        expected.append((command, whole))
-    folded = [(c.to_bytes(), r) for c, r in group_exchanges(trace)]
-    assert folded == expected
-
-
-def test_group_exchanges_folds_a_wrong_le_resend() -> None:
-    read = cmds.read_record_by_tag(0x09, le=0)
-    resend = read.with_le(0x20)
-    trace = [
-        TraceLine(0.0, "r", ">>", read.to_bytes()), TraceLine(0.0, "r", "<<", b"\x6c\x20"),
-        TraceLine(0.0, "r", ">>", resend.to_bytes()),
-        TraceLine(0.0, "r", "<<", bytes(32) + b"\x90\x00"),
-    ]
-    assert [(c.to_bytes(), r) for c, r in group_exchanges(trace)] == [
-        (read.to_bytes(), bytes(32) + b"\x90\x00")]
-
-
-def test_trace_lines_round_trip_and_bad_files_are_refused(tmp_path: Path) -> None:
-    line = TraceLine(1700000000.25, "Virtual 0", "<<", b"\x90\x00", "ok")
-    assert TraceLine.from_json(json.loads(json.dumps(line.to_json()))) == line
-    assert "90 00" in line.render()
-    good = tmp_path / "t.jsonl"
-    good.write_text(json.dumps(line.to_json()) + "\n", encoding="utf-8")
-    assert Workbench.load_trace(good) == [line]
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text("{not json\n", encoding="utf-8")
-    with pytest.raises(WorkbenchError, match="bad.jsonl:1"):
-        Workbench.load_trace(bad)
-    with pytest.raises(WorkbenchError, match="cannot read trace"):
-        Workbench.load_trace(tmp_path / "missing.jsonl")

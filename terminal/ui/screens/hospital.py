@@ -244,35 +244,26 @@ class HospitalScreen(FlowScreen):
                                     problem=problem), entered)
 
     def offer_recovery(self, flow: Discharge) -> None:
-        choices: list[tuple[str, str]] = []
-        if flow.state is D.CARD_PULLED:
-            choices += [("wait", "insert the card again 重新插卡"),
-                        ("cash", "take the rest in cash 余额收现金")]
-        elif flow.state is D.BANK_FAILED:
-            choices += [("cash", "take the rest in cash 余额收现金"),
-                        ("cancel", "cancel the settlement (2305) 取消结算")]
-        elif flow.state is D.DISCHARGE_PENDING:
-            choices += [("retry", "retry the discharge (2402) 重试出院登记"),
-                        ("skip", "print the slip, register later 稍后登记")]
+        if flow.state is not D.BANK_FAILED:
+            return
 
         def chosen(choice: str | None) -> None:
             current = self.flow
-            if not isinstance(current, Discharge):
+            if not isinstance(current, Discharge) or current.state is not D.BANK_FAILED:
                 return
-            actions = {"cash": current.pay_cash_instead, "cancel": current.cancel_settlement,
-                       "retry": current.retry_discharge, "skip": current.skip_discharge}
-            if choice in actions:
-                self.drive(actions[choice], choice)
+            if choice == "cash":
+                self.drive(current.pay_cash_instead, "taking the rest in cash")
+            elif choice == "cancel":
+                self.drive(current.cancel, "cancelling")
 
-        if choices:
-            self.app.push_screen(ChooseDialog(flow.message, choices), chosen)
+        self.app.push_screen(ChooseDialog(flow.message, [
+            ("cash", "take the rest in cash 余额收现金"),
+            ("cancel", "stop: nothing was charged 放弃结算"),
+        ]), chosen)
 
     # -- card events ----------------------------------------------------------------------
     def on_card_inserted(self, message: CardInserted) -> None:
         flow = self.flow
-        if isinstance(flow, Discharge) and flow.state is D.CARD_PULLED:
-            self.drive(flow.card_returned, "reading the card again")
-            return
         if self.tab == "tab-admission" and (flow is None or flow.finished):
             self.start_admission()
 

@@ -254,9 +254,10 @@ class PharmacyScreen(FlowScreen):
             choices.append(("wait", "insert the card again 重新插卡"))
             if flow.can_void:
                 choices.append(("void", "void the sale (2601) 撤销交易"))
+            choices.append(("keep", "keep the sale without the card record 不写卡完成"))
         if flow.state is C.BANK_FAILED:
             choices.append(("cash", "take the rest in cash 余额收现金"))
-            choices.append(("cancel", "cancel the sale (2103) 取消交易"))
+            choices.append(("cancel", "cancel the sale: nothing was charged 取消交易"))
         if flow.state is C.REVERSAL_PENDING:
             choices.append(("retry", "retry the reversal 重试冲正"))
         if not choices:
@@ -266,14 +267,14 @@ class PharmacyScreen(FlowScreen):
             current = self.flow
             if current is None:
                 return
-            if choice == "void":
-                self.drive(current.void, "voiding the sale")
-            elif choice == "cash":
-                self.drive(current.pay_cash_instead, "taking cash")
-            elif choice == "cancel":
-                self.drive(current.cancel_sale, "cancelling the sale (2103)")
-            elif choice == "retry":
-                self.drive(current.retry_reversal, "retrying the reversal")
+            actions = {"void": (current.void, "voiding the sale (2601)"),
+                       "keep": (current.confirm_without_record, "finishing the sale"),
+                       "cash": (current.pay_cash_instead, "new trial with the rest in cash"),
+                       "cancel": (current.cancel, "cancelling the sale"),
+                       "retry": (current.retry_reversal, "retrying the reversal")}
+            if choice in actions:
+                action, what = actions[choice]
+                self.drive(action, what)
 
         self.app.push_screen(ChooseDialog(flow.message, choices), chosen)
 
@@ -294,7 +295,7 @@ class PharmacyScreen(FlowScreen):
             self.query_one(CardPanel).clear()
             self.progress.stop("Insert a card to start a sale 请插卡")
             return
-        if flow.state in (C.CART, C.PIN):
+        if flow.state is C.CART or (flow.state is C.PIN and not flow.setl_id):
             self.carried = [(ln.item.code, ln.qty) for ln in flow.cart.lines]
             if isinstance(self.app.screen, PinPad):
                 self.app.screen.dismiss(None)

@@ -19,13 +19,14 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
 from terminal.core.workbench import (
     Exchange,
     NodeContent,
-    ReplayResult,
+    ReplayReport,
     TraceLine,
     Workbench,
     WorkbenchError,
 )
 from terminal.ui.messages import CardInserted, CardRemoved
 from terminal.ui.screens.dialogs import AskDialog, ChooseDialog
+from terminal.ui.widgets.pinpad import PinPad
 from terminal.ui.widgets.status import StatusBar
 from terminal.ui.widgets.workbench import ApduConsole, FileBrowser, TracePanel
 
@@ -44,10 +45,6 @@ class WorkbenchScreen(Screen[None]):
         Binding("f6", "replay", "Replay"),
         Binding("f7", "trace", "Trace"),
     ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.recording_since: float | None = None
 
     @property
     def sscard(self) -> SscardApp:
@@ -74,19 +71,21 @@ class WorkbenchScreen(Screen[None]):
         if self.bench is None:
             status.reader = "no workbench available for this reader"
             return
-        self.bench.subscribe(self.query_one(TracePanel).feed)
+        self._trace_feed = self.query_one(TracePanel).feed
+        self.bench.subscribe(self._trace_feed)
         self.refresh_status()
         self.connect(self.sscard.services.reader)
 
     def on_unmount(self) -> None:
-        if self.bench is not None:
-            self.bench.unsubscribe(self.query_one(TracePanel).feed)
+        feed = getattr(self, "_trace_feed", None)
+        if self.bench is not None and feed is not None:
+            self.bench.unsubscribe(feed)
 
     def refresh_status(self) -> None:
         status = self.query_one(StatusBar)
         bench = self.bench
         status.reader = (bench.reader if bench and bench.reader else "not connected")
-        status.card = "recording trace" if self.recording_since else ""
+        status.card = "● recording trace" if bench and bench.recording else ""
 
     # -- readers --------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="bench")
@@ -140,6 +139,7 @@ class WorkbenchScreen(Screen[None]):
 
     def action_trace(self) -> None:
         self.query_one(TabbedContent).active = "tab-trace"
+        self.query_one(TracePanel).focus()
 
     @on(Input.Submitted, "#apdu-input")
     def send_typed(self, event: Input.Submitted) -> None:
@@ -163,9 +163,14 @@ class WorkbenchScreen(Screen[None]):
 
     # -- files ------------------------------------------------------------------------
     def action_read_file(self) -> None:
-        self.query_one(TabbedContent).active = "tab-files"
-        path = self.query_one(FileBrowser).selected_path
-        self.read_file(path)
+        tabs = self.query_one(TabbedContent)
+        tree = self.query_one("#files", Tree)
+        if tabs.active != "tab-files":
+            tabs.active = "tab-files"
+            tree.focus()
+            return  # first F4 shows the tree; F4 or Enter on a file reads it
+        tree.focus()
+        self.read_file(self.query_one(FileBrowser).selected_path)
 
     @work(thread=True, exclusive=True, group="bench")
     def read_file(self, path: tuple[str, ...]) -> None:
@@ -194,16 +199,18 @@ class WorkbenchScreen(Screen[None]):
         bench = self.bench
         if bench is None:
             return
-        if self.recording_since is None:
-            bench.start_recording()
-            self.recording_since = time.time()
-            self.notify("recording the trace: F5 again to save it")
-        else:
-            path = self.sscard.traces_dir / time.strftime("trace-%Y%m%d-%H%M%S.jsonl")
-            count = bench.stop_recording(path)
-            self.recording_since = None
+        if not bench.recording:
+            path = self.sscard.traces_dir / time.strftime("trace-%Y%m%d-%H%M%S.trace")
+            try:
+                bench.start_recording(path)
+            except WorkbenchError as exc:
+                self.notify(str(exc), severity="error")
+                return
             self.sscard.last_trace = path
-            self.notify(f"saved {count} trace lines to {path}")
+            self.notify(f"recording to {path}: F5 again stops")
+        else:
+            count = bench.stop_recording()
+            self.notify(f"saved {count} trace records to {self.sscard.last_trace}")
         self.refresh_status()
 
     def action_replay(self) -> None:
@@ -212,29 +219,36 @@ class WorkbenchScreen(Screen[None]):
 
         def chosen(path: str | None) -> None:
             if path:
-                self.replay(Path(path).expanduser())
+                self.replay(Path(path).expanduser(), None)
 
-        self.app.push_screen(AskDialog("Replay trace file 回放跟踪文件", default), chosen)
+        self.app.push_screen(AskDialog("Replay a trace against this card 回放跟踪", default),
+                             chosen)
 
     @work(thread=True, exclusive=True, group="bench")
-    def replay(self, path: Path) -> None:
+    def replay(self, path: Path, pin: str | None) -> None:
         if self.bench is None:
             return
         try:
-            lines = self.bench.load_trace(path)
-            result = self.bench.replay(lines)
+            report = self.bench.replay(path, pin)
         except WorkbenchError as exc:
+            if "masked" in str(exc) and pin is None:
+                self.app.call_from_thread(self._ask_replay_pin, path)
+                return
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
-        self.app.call_from_thread(self._replayed, result)
+        self.app.call_from_thread(self._replayed, report)
 
-    def _replayed(self, result: ReplayResult) -> None:
-        console = self.query_one(ApduConsole)
-        for exchange in self.bench.history[len(console.exchanges):] if self.bench else []:
-            console.add(exchange)
-        self.notify(f"replayed {result.sent} commands: {result.matched} answered as recorded,"
-                    f" {len(result.mismatches)} differ",
-                    severity="warning" if result.mismatches else "information")
+    def _ask_replay_pin(self, path: Path) -> None:
+        def entered(pin: str | None) -> None:
+            if pin:
+                self.replay(path, pin)
+
+        self.app.push_screen(PinPad(title="The trace has a VERIFY: PIN to replay it"), entered)
+
+    def _replayed(self, report: ReplayReport) -> None:
+        self.notify(str(report), severity="information" if report.ok else "warning",
+                    timeout=10)
+        self.query_one(TabbedContent).active = "tab-trace"
 
     def feed_trace(self, line: TraceLine) -> None:
         self.query_one(TracePanel).feed(line)

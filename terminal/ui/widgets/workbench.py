@@ -38,7 +38,7 @@ class ApduConsole(Widget):
     """History of exchanges, the decoded answer of the selected one, and the command line."""
 
     DEFAULT_CSS = """
-    ApduConsole { layout: vertical; }
+    ApduConsole { layout: vertical; height: 1fr; }
     ApduConsole > Horizontal { height: 1fr; }
     ApduConsole DataTable { width: 3fr; }
     ApduConsole #decoded { width: 2fr; border-left: solid $panel; }
@@ -54,12 +54,15 @@ class ApduConsole(Widget):
             table: DataTable[str] = DataTable(id="history", cursor_type="row", zebra_stripes=True)
             yield table
             yield Tree("response", id="decoded")
-        yield Input(placeholder="command APDU in hex, e.g. 00 A4 04 00 0F 73783…  (Enter sends)",
-                    id="apdu-input")
+        yield Input(placeholder="APDU> hex, e.g. 00 A4 00 00 02 3F 00  (Enter sends, F3 here)",
+                    id="apdu-input", compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#history", DataTable)
-        table.add_columns("#", "command", "APDU", "SW")
+        table.add_column("#", key="n")
+        table.add_column("command", key="name")
+        table.add_column("APDU", key="apdu", width=28)
+        table.add_column("SW", key="sw")
         self.query_one("#decoded", Tree).show_root = False
 
     def add(self, exchange: Exchange) -> None:
@@ -67,8 +70,8 @@ class ApduConsole(Widget):
         self.exchanges.append(exchange)
         table = self.query_one("#history", DataTable)
         sw = Text(f"{exchange.sw:04X}", style="green" if exchange.ok else "red")
-        table.add_row(str(exchange.index), exchange.name, exchange.command.hex(" ").upper(), sw,
-                      key=str(exchange.index))
+        apdu = Text(exchange.command.hex(" ").upper(), overflow="ellipsis", no_wrap=True)
+        table.add_row(str(exchange.index), exchange.name, apdu, sw, key=str(exchange.index))
         table.move_cursor(row=table.row_count - 1)
         self.show(exchange)
 
@@ -95,7 +98,7 @@ class FileBrowser(Widget):
     """The card's file tree (spec/card.md §3) and what reading the chosen file returned."""
 
     DEFAULT_CSS = """
-    FileBrowser { layout: horizontal; }
+    FileBrowser { layout: horizontal; height: 1fr; }
     FileBrowser #files { width: 2fr; }
     FileBrowser #file-content { width: 3fr; border-left: solid $panel; padding: 0 1; }
     """
@@ -169,7 +172,7 @@ class TracePanel(RichLog):
     """The live trace: lines arrive from any thread into a queue drained on a timer."""
 
     DEFAULT_CSS = """
-    TracePanel { background: $surface; }
+    TracePanel { background: $surface; height: 1fr; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -1,0 +1,368 @@
+"""Ledger benchmark: settlements (2102) per second and settlement latency.
+
+Three figures, each against a baseline measured in the same run:
+
+1. **SQLite, synchronous=FULL**: settlements per second through ``HostService.call``
+   (in process, one terminal) ÷ bare transactions per second writing the same number of
+   rows into the same kind of file with the same durability (WAL, ``synchronous=FULL``,
+   ``BEGIN IMMEDIATE``). Target ≥ 0.6.
+2. **PostgreSQL, 16 concurrent clients** (16 processes, SERIALIZABLE): settlements per second
+   ÷ ``pgbench -b tpcb-like -c 16`` transactions per second on the same server, in a
+   dedicated database ``sscard_bench`` (scale 16). Target ≥ 0.5.
+3. **Latency at scale** (SQLite): median (and p99) settlement latency with a large card
+   population ÷ the same with 10 000 cards. Target ≤ 1.2. Quick mode: 200 000 cards; full
+   mode: 4 000 000 (the seed city). Populated databases are cached in ``var/bench/``.
+
+Run: ``python -m bench.ledger_bench [--quick] [--large N] [--no-pg]``; writes
+``bench/results/ledger.json`` and prints a table. PostgreSQL: ``$SSCARD_PG_URL`` or
+``postgresql://postgres@127.0.0.1:5432/test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ledger.client import drug_line  # noqa: E402
+from ledger.populate import holder, populate  # noqa: E402
+from ledger.service import HostService, initialize  # noqa: E402
+from ledger.store import open_store  # noqa: E402
+from ledger.store.base import Store  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "ledger.json"
+CACHE = ROOT / "var" / "bench"
+PHARMACY = "P37080000001"
+DRUG = "XJ01CAA040A001010101445"
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _msgid(worker: int, i: int) -> str:
+    # institution ‖ yyyyMMddHHmmss ‖ seq: HH = worker, mm/ss and seq from i
+    return f"{PHARMACY}20261128{worker % 24:02d}{(i // 10000) // 60 % 60:02d}" \
+           f"{(i // 10000) % 60:02d}{i % 10000:04d}"
+
+
+def _envelopes(cards: int, n: int, worker: int, sign_no: str, seed: int) -> list[dict[str, Any]]:
+    rnd = random.Random(seed)
+    line = drug_line("1", DRUG, 1, 1250)
+    out = []
+    for i in range(n):
+        h = holder(rnd.randrange(cards), "370800")
+        inp = {"druginfo": {"psn_no": h["psn_no"], "mdtrt_cert_type": "03",
+                            "mdtrt_cert_no": h["card_no"], "card_sn": h["card_sn"],
+                            "med_type": "41", "medfee_sumamt": "12.50",
+                            "insutype": h["insutype"], "acct_used_flag": "1",
+                            "cash_src": "cash"},
+               "drugdetail": [line]}
+        out.append({"infno": "2102", "msgid": _msgid(worker, i), "mdtrtarea_admvs": "370800",
+                    "insuplc_admdvs": "370800", "opter_type": "1", "opter": "B1",
+                    "opter_name": "bench", "inf_time": "2026-11-28 10:00:00",
+                    "fixmedins_code": PHARMACY, "fixmedins_name": "bench",
+                    "sign_no": sign_no, "input": inp})
+    return out
+
+
+def _sign_in(host: HostService, worker: int) -> str:
+    r = host.call({"infno": "9001", "msgid": _msgid(worker, 999_999),
+                   "mdtrtarea_admvs": "370800", "opter_type": "1", "opter": "B1",
+                   "opter_name": "bench", "inf_time": "2026-11-28 10:00:00",
+                   "fixmedins_code": PHARMACY, "fixmedins_name": "bench",
+                   "input": {"signIn": {"opter_no": "B1"}}})
+    if r["infcode"] != 0:
+        raise RuntimeError(r["err_msg"])
+    return str(r["output"]["signinoutb"]["sign_no"])
+
+
+def _summary(xs: list[float]) -> dict[str, float]:
+    s = sorted(xs)
+    return {"median": statistics.median(s), "p99": s[min(len(s) - 1, int(len(s) * 0.99))]}
+
+
+def _rows_written(store: Store) -> int:
+    def q(tx: Any) -> int:
+        n = 0
+        for t in ("requests", "settlements", "entries", "postings"):
+            n += int(tx.one(f"SELECT COUNT(*) FROM {t}")[0])
+        n += int(tx.one("SELECT COUNT(*) FROM postings WHERE account_id LIKE 'medical:%' "
+                        "OR account_id LIKE 'bank:%'")[0])   # guarded balance updates
+        return n
+    return store.run(q)
+
+
+def _settle_run(db: str, cards: int, n: int, seed: int) -> tuple[float, list[float], float]:
+    """Run ``n`` settlements; return (settlements/s, latencies in s, rows per settlement)."""
+    store = open_store(db)
+    host = HostService(store)
+    envs = _envelopes(cards, n, worker=seed % 24, sign_no=_sign_in(host, seed % 24),
+                      seed=seed)
+    before = _rows_written(store)
+    lat = []
+    t0 = time.perf_counter()
+    for e in envs:
+        t = time.perf_counter()
+        r = host.call(e)
+        lat.append(time.perf_counter() - t)
+        if r["infcode"] != 0:
+            raise RuntimeError(r["err_msg"])
+    rate = n / (time.perf_counter() - t0)
+    rows = (_rows_written(store) - before) / n
+    store.close()
+    return rate, lat, rows
+
+
+def _bare_run(path: Path, rows: int, n: int) -> float:
+    """Bare transactions writing ``rows`` rows each, same durability as the host's store."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS bare (id TEXT PRIMARY KEY, payload TEXT)")
+    payload = "x" * 120
+    t0 = time.perf_counter()
+    for i in range(n):
+        conn.execute("BEGIN IMMEDIATE")
+        for k in range(rows):
+            conn.execute("INSERT INTO bare VALUES (?, ?)", (f"{i}-{k}-{t0}", payload))
+        conn.execute("COMMIT")
+    rate = n / (time.perf_counter() - t0)
+    conn.close()
+    return rate
+
+
+def _prepared_sqlite(cards: int, cache: bool) -> str:
+    path = CACHE / f"ledger-{cards}.db"
+    if cache and path.exists():
+        return f"sqlite:///{path}"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+        p.unlink(missing_ok=True)
+    store = open_store(f"sqlite:///{tmp}")
+    initialize(store)
+    t0 = time.time()
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\rledger_bench: populating {done}/{total} cards "
+                         f"({done / max(time.time() - t0, 1e-6):,.0f}/s)")
+    populate(store, cards, batch=50_000, progress=progress)
+    sys.stderr.write("\n")
+    store.close()
+    conn = sqlite3.connect(tmp)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    tmp.rename(path)
+    return f"sqlite:///{path}"
+
+
+def _fresh_copy(db: str, into: Path) -> str:
+    """A working copy of a cached database (so runs never accumulate)."""
+    src = Path(db[len("sqlite:///"):])
+    dst = into / src.name
+    shutil.copyfile(src, dst)
+    return f"sqlite:///{dst}"
+
+
+def sqlite_figures(quick: bool, large: int) -> dict[str, Any]:
+    n = 1500 if quick else 6000
+    work = Path(tempfile.mkdtemp(prefix="sscard-ledger-bench-", dir=CACHE.parent
+                                 if CACHE.parent.exists() else None))
+    try:
+        small = _fresh_copy(_prepared_sqlite(10_000, cache=True), work)
+        _settle_run(small, 10_000, 200, seed=1)           # warm-up
+        rates, bares, rows_seen = [], [], []
+        for rep in range(3):
+            rate, _, rows = _settle_run(small, 10_000, n // 3, seed=10 + rep)
+            bare = _bare_run(work / "bare.db", round(rows), n // 3)
+            rates.append(rate)
+            bares.append(bare)
+            rows_seen.append(rows)
+        ratios = [r / b for r, b in zip(rates, bares, strict=True)]
+        # latency: 10 000 cards vs a large population, same number of settlements each
+        _, lat_small, _ = _settle_run(small, 10_000, n, seed=13)
+        big = _fresh_copy(_prepared_sqlite(large, cache=True), work)
+        _settle_run(big, large, 200, seed=14)
+        _, lat_big, _ = _settle_run(big, large, n, seed=15)
+        ls, lb = _summary(lat_small), _summary(lat_big)
+        return {
+            "settlements_per_s": statistics.median(rates),
+            "bare_tx_per_s": statistics.median(bares),
+            "rows_per_settlement": statistics.median(rows_seen),
+            "sqlite_ratio": {"median": statistics.median(ratios), "p99": min(ratios)},
+            "latency_small_ms": {k: v * 1000 for k, v in ls.items()},
+            "latency_large_ms": {k: v * 1000 for k, v in lb.items()},
+            "large_cards": large,
+            "latency_ratio": {"median": lb["median"] / ls["median"],
+                              "p99": lb["p99"] / ls["p99"]},
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+def _pg_bin(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (d / name).exists():
+            return str(d / name)
+    raise FileNotFoundError(name)
+
+
+def _bench_db_url(admin: str) -> str:
+    import psycopg
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = 'sscard_bench'").fetchone() \
+                is None:
+            conn.execute("CREATE DATABASE sscard_bench")
+    return admin.split("?")[0].rsplit("/", 1)[0] + "/sscard_bench"
+
+
+def _pgbench(url: str, clients: int, seconds: int, scale: int) -> float:
+    import psycopg
+    exe = _pg_bin("pgbench")
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = None
+        try:
+            row = conn.execute("SELECT COUNT(*) FROM pgbench_branches").fetchone()
+        except psycopg.Error:
+            pass
+    if row is None or int(row[0]) != scale:
+        subprocess.run([exe, "-i", "-q", "-s", str(scale), url], check=True,
+                       capture_output=True, timeout=600)
+    out = subprocess.run([exe, "-b", "tpcb-like", "-c", str(clients), "-j", "2", "-n",
+                          "-T", str(seconds), url], check=True, capture_output=True,
+                         text=True, timeout=seconds + 120).stdout
+    m = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)
+    if not m:
+        raise RuntimeError(f"cannot read pgbench output: {out[-300:]}")
+    return float(m.group(1))
+
+
+def _pg_worker(url: str, worker: int, cards: int, seconds: float, start: Any,
+               out: Any) -> None:
+    store = open_store(url)
+    host = HostService(store)
+    sign = _sign_in(host, worker)
+    envs = _envelopes(cards, 200_000, worker, sign, seed=1000 + worker)
+    host.call(envs[0])
+    start.wait()
+    t_end = time.perf_counter() + seconds
+    done = 1
+    lat = []
+    while time.perf_counter() < t_end:
+        t = time.perf_counter()
+        r = host.call(envs[done])
+        lat.append(time.perf_counter() - t)
+        if r["infcode"] != 0:
+            raise RuntimeError(r["err_msg"])
+        done += 1
+    out.put((worker, done - 1, lat[::10]))
+    store.close()
+
+
+def pg_figures(quick: bool) -> dict[str, Any]:
+    admin = os.environ.get("SSCARD_PG_URL", PG_DEFAULT)
+    base = _bench_db_url(admin)
+    clients, seconds, scale, cards = 16, (5 if quick else 20), 16, 10_000
+    url = base + "?schema=ledger_bench"
+    store = open_store(url)
+    store.drop_schema()  # type: ignore[attr-defined]
+    store = open_store(url)
+    initialize(store)
+    populate(store, cards, batch=10_000)
+    store.close()
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_pg_worker, args=(url, w, cards, seconds, start, out))
+             for w in range(clients)]
+    for p in procs:
+        p.start()
+    time.sleep(3 if quick else 6)          # every worker connected and warmed up
+    start.set()
+    results = [out.get(timeout=seconds + 120) for _ in procs]
+    for p in procs:
+        p.join(30)
+    ours = sum(r[1] for r in results) / seconds
+    lat = [x for r in results for x in r[2]]
+    tps = _pgbench(base, clients, seconds, scale)
+    return {"pg_settlements_per_s": ours, "pgbench_tps": tps, "pg_clients": clients,
+            "pg_seconds": seconds, "pgbench_scale": scale,
+            "pg_latency_ms": {k: v * 1000 for k, v in _summary(lat).items()},
+            "pg_ratio": ours / tps}
+
+
+def run(quick: bool = False, large: int | None = None, pg: bool = True) -> dict[str, Any]:
+    large = large or (200_000 if quick else 4_000_000)
+    res: dict[str, Any] = {"quick": quick}
+    res.update(sqlite_figures(quick, large))
+    figures = [
+        {"name": "2102 settlements/s, SQLite synchronous=FULL", "unit": "1/s",
+         "value": res["settlements_per_s"], "baseline": res["bare_tx_per_s"],
+         "baseline_name": f"bare txn, {res['rows_per_settlement']:.1f} rows, same durability",
+         "ratio": res["sqlite_ratio"]["median"], "target": "≥ 0.6"},
+        {"name": f"settlement latency, {large:,} vs 10,000 cards", "unit": "ms",
+         "median": res["latency_large_ms"]["median"], "p99": res["latency_large_ms"]["p99"],
+         "baseline": res["latency_small_ms"]["median"], "baseline_name": "10,000 cards",
+         "ratio": res["latency_ratio"], "target": "≤ 1.2"},
+    ]
+    if pg:
+        try:
+            res.update(pg_figures(quick))
+            figures.append({"name": "2102 settlements/s, PostgreSQL 16 clients", "unit": "1/s",
+                            "value": res["pg_settlements_per_s"],
+                            "baseline": res["pgbench_tps"],
+                            "baseline_name": f"pgbench tpcb-like -c 16 (scale "
+                                             f"{res['pgbench_scale']})",
+                            "ratio": res["pg_ratio"], "target": "≥ 0.5"})
+        except Exception as exc:  # reported, not hidden
+            res["pg_error"] = f"{type(exc).__name__}: {exc}"
+    res["figures"] = figures
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(res, indent=2, ensure_ascii=False), "utf-8")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.ledger_bench", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m bench.ledger_bench --quick\n"
+               "  python -m bench.ledger_bench --large 1000000 --no-pg")
+    ap.add_argument("--quick", action="store_true", help="short runs (about a minute)")
+    ap.add_argument("--large", type=int, default=None,
+                    help="card population for the latency figure (quick 200000, full 4000000)")
+    ap.add_argument("--no-pg", action="store_true", help="skip the PostgreSQL figure")
+    args = ap.parse_args(argv)
+    res = run(args.quick, args.large, not args.no_pg)
+    print(f"{'figure':<52} {'value':>12} {'baseline':>12} {'ratio':>7}  target")
+    for f in res["figures"]:
+        val = f.get("value", f.get("median"))
+        ratio = f["ratio"]["median"] if isinstance(f["ratio"], dict) else f["ratio"]
+        print(f"{f['name']:<52} {val:>12.2f} {f['baseline']:>12.2f} {ratio:>7.2f}  "
+              f"{f['target']}")
+    if "pg_error" in res:
+        print(f"PostgreSQL figure missing: {res['pg_error']}")
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""``sscard checkout``, ``sscard admit``, ``sscard discharge``: the counter flows without a UI.
+
+Each command opens the card in ``--reader`` (``virtual:<image>``, a PC/SC reader name…) and
+the host at ``--host`` (``sqlite:///…``, ``postgresql://…`` or ``http://…``), runs one
+flow of :mod:`terminal.core` to its end, prints the slip (or ``--json``), and exits
+non-zero with the reason on any failure. The PIN is asked on the terminal without echo, or
+read one per line from standard input with ``--pin-from-stdin`` (a wrong PIN reads the
+next line; end of input cancels the PIN entry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+from terminal.cli import CliError
+
+FMT = argparse.RawDescriptionHelpFormatter
+HOST_HELP = "host URL: sqlite:///path/host.db, postgresql://…, or http://127.0.0.1:8700"
+READER_HELP = "reader: virtual:fixtures/cards/zhang-san.json, or a PC/SC reader name"
+
+
+def parse_item(text: str) -> tuple[str, int]:
+    """``CODE[:QTY]`` → (code, qty)."""
+    code, _, qty = text.partition(":")
+    if not code:
+        raise argparse.ArgumentTypeError(f"bad item {text!r}: use CODE or CODE:QTY")
+    try:
+        n = int(qty) if qty else 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad quantity in {text!r}: a whole number") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"bad quantity in {text!r}: must be positive")
+    return code, n
+
+
+def _common(p: argparse.ArgumentParser, institution: str) -> None:
+    p.add_argument("--reader", required=True, help=READER_HELP)
+    p.add_argument("--psam", default=None,
+                   help="PSAM: virtual:<psam image> or a PC/SC reader name (default: the "
+                        "fixture PSAM of area 370800, in memory)")
+    p.add_argument("--host", required=True, help=HOST_HELP)
+    p.add_argument("--institution", default=institution,
+                   help="institution code (fixmedins_code, default %(default)s)")
+    p.add_argument("--terminal-id", default="01", help="terminal number at the institution "
+                   "(HTTP signing, default %(default)s)")
+    p.add_argument("--key", default=None, help="terminal signing key (hex) for an HTTP host "
+                   "(default: derived from the TEST host secret)")
+    p.add_argument("--operator", default="0001", help="operator number (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="host timeout in seconds (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _pin_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pay", default="account",
+                   choices=["account", "bank", "cash", "account+bank"],
+                   help="account: personal account then cash; bank: all from the card's bank "
+                        "account; cash: all cash; account+bank: account then bank "
+                        "(default %(default)s)")
+    p.add_argument("--pin-from-stdin", action="store_true",
+                   help="read the PIN from standard input, one per line (for scripts)")
+    p.add_argument("--bank-fallback", choices=["cancel", "cash"], default="cancel",
+                   help="when the bank part is refused: cancel the sale or take cash "
+                        "(default %(default)s)")
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "checkout", help="run a whole pharmacy sale without the UI",
+        description="A pharmacy sale (seed rules U1, U4, U5, C2, C3): read and authenticate "
+                    "the card, look the person up (1101), trial settlement (2101), PIN, "
+                    "settlement (2102), the record on the card, the slip. Exits non-zero with "
+                    "the reason on any failure; nothing is left half-paid.",
+        epilog="examples:\n"
+               "  sscard checkout --reader virtual:card.json --host sqlite:///host.db \\\n"
+               "      --item XJ01CAA040A001010101445:2 --item XN02BEA010A001010101581\n"
+               "  echo 246810 | sscard checkout --reader virtual:card.json \\\n"
+               "      --host http://127.0.0.1:8700 --item XJ01CAA040A001010101445 \\\n"
+               "      --pay bank --pin-from-stdin --json\n",
+        formatter_class=FMT)
+    _common(p, "P37080000001")
+    p.add_argument("--item", dest="items", action="append", type=parse_item, required=True,
+                   metavar="CODE[:QTY]", help="catalogue item (repeat for more)")
+    _pin_args(p)
+    p.add_argument("--width", type=int, choices=[32, 48], default=32,
+                   help="slip width: 32 columns (58 mm) or 48 (80 mm)")
+    p.add_argument("--area", default="370800", help="catalogue area (default %(default)s)")
+    p.set_defaults(func=run_checkout_cmd)
+
+    p = subparsers.add_parser(
+        "admit", help="register a hospital admission with the card",
+        description="Hospital admission (seed rule U2): read and authenticate the card, show "
+                    "the holder's identity (name, sex, ID number, birth date, photo) for the "
+                    "clerk to compare with the patient, register the admission (2401).",
+        epilog="examples:\n"
+               "  sscard admit --reader virtual:card.json --host sqlite:///host.db "
+               "--dept 内科\n"
+               "  sscard admit --reader virtual:card.json --host sqlite:///host.db --yes "
+               "--photo-out photo.jpg --json\n",
+        formatter_class=FMT)
+    _common(p, "H37080000001")
+    p.add_argument("--dept", default="内科", help="department name (default %(default)s)")
+    p.add_argument("--ipt-no", default="", help="the hospital's admission number")
+    p.add_argument("--diagnosis", default="", help="admission diagnosis")
+    p.add_argument("--yes", action="store_true",
+                   help="the clerk has compared the patient with the card (no question)")
+    p.add_argument("--photo-out", default=None, help="save the card's photo to this file")
+    p.set_defaults(func=run_admit_cmd)
+
+    p = subparsers.add_parser(
+        "discharge", help="settle an inpatient stay and discharge",
+        description="Discharge settlement (seed rule U3): upload the fee details (2301), "
+                    "trial settlement with the pooled fund (2303), the patient's choice for "
+                    "the self-pay part (account, bank account or cash), discharge (2402), "
+                    "settlement (2304), the slip.",
+        epilog="examples:\n"
+               "  sscard discharge --reader virtual:card.json --host sqlite:///host.db \\\n"
+               "      --mdtrt-id M… --item XJ01CAA040A001010101445:10 --pay account\n",
+        formatter_class=FMT)
+    _common(p, "H37080000001")
+    p.add_argument("--mdtrt-id", required=True, help="the stay's id from the admission")
+    p.add_argument("--item", dest="items", action="append", type=parse_item, default=[],
+                   metavar="CODE[:QTY]", help="fee line (repeat for more)")
+    p.add_argument("--no-upload", action="store_true",
+                   help="the fee lines were already uploaded by the hospital system")
+    _pin_args(p)
+    p.add_argument("--width", type=int, choices=[32, 48], default=32, help="slip width")
+    p.add_argument("--area", default="370800", help="catalogue area (default %(default)s)")
+    p.set_defaults(func=run_discharge_cmd)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def pin_source(from_stdin: bool) -> Callable[[int | None], str | None]:
+    """Ask for the PIN without echo, or read it from standard input (never logged)."""
+    lines: Iterator[str] = iter(sys.stdin) if from_stdin else iter(())
+
+    def ask(tries: int | None) -> str | None:
+        if from_stdin:
+            line = next(lines, None)
+            return None if line is None else line.strip()
+        hint = f" ({tries} tries left)" if tries is not None else ""
+        try:
+            return getpass.getpass(f"PIN{hint}: ", stream=sys.stderr)
+        except EOFError:
+            return None
+
+    return ask
+
+
+def _open(stack: ExitStack, args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from terminal.core import adapters
+    from terminal.core.model import TerminalConfig
+    from terminal.core.ports import CardError, HostError
+
+    try:
+        name = adapters.institution_name(args.institution, getattr(args, "area", "370800"))
+        host = adapters.LedgerHost.connect(
+            args.host, institution_code=args.institution, institution_name=name,
+            operator=args.operator, timeout=args.timeout, terminal_id=args.terminal_id,
+            key=bytes.fromhex(args.key) if args.key else None)
+    except HostError as exc:
+        raise CliError(f"cannot use the host at {args.host}: {exc.message}") from None
+    except ValueError as exc:
+        raise CliError(f"bad --key: {exc}") from None
+    stack.callback(host.close)
+    try:
+        card = stack.enter_context(adapters.open_card(args.reader, psam=args.psam))
+    except CardError as exc:
+        raise CliError(f"cannot open the card in {args.reader}: {exc.message}") from None
+    config = TerminalConfig(institution_code=args.institution, institution_name=name,
+                            area_code=getattr(args, "area", "370800"),
+                            operator=args.operator, slip_width=getattr(args, "width", 32))
+    return card, host, config
+
+
+def _finish(flow: Any, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> int:
+    from terminal.core.slip import render
+
+    ok = flow.state.name == "DONE"
+    if args.json:
+        out: dict[str, Any] = {"ok": ok, "state": flow.state.value, "message": flow.message}
+        if flow.failure is not None:
+            out["failure"] = flow.failure.to_dict()
+        result = getattr(flow, "result", None)
+        if result is not None:
+            out["result"] = result.to_dict()
+            if hasattr(result, "slip"):
+                out["slip"] = render(result.slip, args.width)
+        out.update(extra or {})
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+        if not ok:
+            return 1
+        return 0
+    if not ok:
+        reason = flow.failure.message if flow.failure is not None else flow.message
+        raise CliError(f"{flow.name} stopped ({flow.state.value}): {reason}")
+    result = getattr(flow, "result", None)
+    if result is not None and hasattr(result, "slip"):
+        sys.stdout.write(render(result.slip, args.width))
+    return 0
+
+
+def _progress(args: argparse.Namespace) -> Callable[[Any], None]:
+    def show(event: Any) -> None:
+        if not args.json and event.message:
+            print(f"[{event.state.value}] {event.message}", file=sys.stderr)
+
+    return show
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def run_checkout_cmd(args: argparse.Namespace) -> int:
+    from terminal.core.adapters import PolicyCatalogue
+    from terminal.core.checkout import Checkout, run_checkout
+    from terminal.core.model import PayChoice
+
+    catalogue = PolicyCatalogue.load(args.area)
+    for code, _ in args.items:
+        if code not in catalogue.items:
+            raise CliError(f"item {code} is not in the catalogue of area {args.area}: check "
+                           "the code (see fixtures/policies)")
+    with ExitStack() as stack:
+        card, host, config = _open(stack, args)
+        flow = Checkout(card, host, catalogue, config, pay=PayChoice.parse(args.pay))
+        flow.subscribe(_progress(args))
+        run_checkout(flow, list(args.items), pin_source(args.pin_from_stdin),
+                     bank_fallback=args.bank_fallback)
+        if flow.state.name == "CARD_PULLED":
+            flow.message += " (run again with the card in the reader to finish)"
+        return _finish(flow, args)
+
+
+def run_admit_cmd(args: argparse.Namespace) -> int:
+    from terminal.core.admission import Admission, AdmissionData, AdmissionState
+
+    with ExitStack() as stack:
+        card, host, config = _open(stack, args)
+        flow = Admission(card, host, config)
+        flow.subscribe(_progress(args))
+        flow.run_until_input()
+        extra: dict[str, Any] = {}
+        if flow.state is AdmissionState.COMPARE and flow.identity is not None:
+            ident = flow.identity
+            if args.photo_out and ident.photo:
+                with open(args.photo_out, "wb") as fh:
+                    fh.write(ident.photo)
+            shown = {"name": ident.name, "sex": ident.sex.label, "id_number": ident.ssn,
+                     "birth_date": ident.birth_date.isoformat() if ident.birth_date else "",
+                     "photo": f"{ident.photo_kind} {len(ident.photo)} bytes"
+                     + (f" saved to {args.photo_out}" if args.photo_out else "")}
+            extra["identity"] = shown
+            accept = args.yes
+            if not args.json:
+                for k, v in shown.items():
+                    print(f"{k:>10}: {v}", file=sys.stderr)
+            if not accept:
+                if args.json or not sys.stdin.isatty():
+                    raise CliError("compare the patient with the card, then run again with "
+                                   "--yes")
+                answer = input("Does the patient match the card? [y/N] ")
+                accept = answer.strip().lower() in ("y", "yes")
+            if accept:
+                flow.confirm(AdmissionData(dept_name=args.dept, ipt_no=args.ipt_no,
+                                           diag_name=args.diagnosis))
+            else:
+                flow.reject()
+            flow.run_until_input()
+        if flow.state is AdmissionState.DONE and not args.json and flow.result is not None:
+            print(f"admitted: mdtrt_id {flow.result.mdtrt_id}")
+        return _finish(flow, args, extra)
+
+
+def run_discharge_cmd(args: argparse.Namespace) -> int:
+    from terminal.core.adapters import PolicyCatalogue
+    from terminal.core.discharge import Discharge, DischargeData, run_discharge
+    from terminal.core.model import CartLine, PayChoice
+    from terminal.core.ports import UnknownItem
+
+    catalogue = PolicyCatalogue.load(args.area)
+    try:
+        fees = [CartLine(catalogue.lookup(code), qty) for code, qty in args.items]
+    except UnknownItem as exc:
+        raise CliError(f"item {exc.args[0]} is not in the catalogue of area {args.area}") \
+            from None
+    if not fees:
+        raise CliError("give the stay's fee lines with --item CODE:QTY (the settlement total "
+                       "is their sum)")
+    with ExitStack() as stack:
+        card, host, config = _open(stack, args)
+        flow = Discharge(card, host, DischargeData(args.mdtrt_id, upload_fees=not args.no_upload),
+                         fees, config)
+        flow.subscribe(_progress(args))
+        run_discharge(flow, PayChoice.parse(args.pay), pin_source(args.pin_from_stdin),
+                      bank_fallback=args.bank_fallback)
+        return _finish(flow, args)

@@ -1,0 +1,192 @@
+"""``sscard host``: the settlement host (spec/host.md): init, serve, populate, report,
+terminal-key."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime
+from typing import Any
+
+from terminal.cli import CliError
+
+DB_HELP = "database URL: sqlite:///path/host.db (relative) or sqlite:////abs/host.db, " \
+          "or postgresql://user@host:5432/db"
+
+
+def _store(url: str) -> Any:
+    from ledger.errors import HostError
+    from ledger.store import open_store
+    try:
+        return open_store(url)
+    except HostError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _init(args: argparse.Namespace) -> int:
+    from ledger.errors import HostError
+    from ledger.service import initialize
+    store = _store(args.db)
+    try:
+        out = initialize(store, args.policies)
+    except HostError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    applied = ", ".join(str(v) for v in out["migrations"]) or "none (schema up to date)"
+    print(f"host database {store.safe_url()} ready: migrations applied: {applied}; areas "
+          f"{', '.join(out['areas'])}; {out['institutions']} institutions")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ledger.auth import TEST_SECRET, load_secret
+    from ledger.errors import HostError
+    from ledger.http import serve
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise CliError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8700")
+    try:
+        secret = load_secret(args.secret_file)
+        _store(args.db).require_schema()
+    except HostError as exc:
+        raise CliError(str(exc)) from None
+    if secret == TEST_SECRET:
+        print("sscard host: using the TEST host secret (give --secret-file for real use)",
+              file=sys.stderr)
+    print(f"sscard host serving {args.db} on http://{host}:{port}"
+          "/fsi/api/rsfComIfsService/callService (Ctrl-C to stop)", file=sys.stderr)
+    serve(args.db, host, int(port), secret=secret, log_level=args.log_level)
+    return 0
+
+
+def _populate(args: argparse.Namespace) -> int:
+    from ledger.errors import HostError
+    from ledger.populate import populate
+    store = _store(args.db)
+    started = time.monotonic()
+
+    def progress(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        rate = done / max(time.monotonic() - started, 1e-6)
+        sys.stderr.write(f"\rpopulate [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{done}/{total} cards ({rate:,.0f}/s)")
+        sys.stderr.flush()
+    try:
+        store.require_schema()
+        out = populate(store, args.cards, area=args.area, batch=args.batch, progress=progress)
+    except HostError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    sys.stderr.write("\n")
+    print(f"created {out['created']} synthetic holders ({out['total']} in all) in "
+          f"{time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ledger.errors import HostError
+    from ledger.report import day_report, format_report
+    day = args.date or datetime.now().strftime("%Y-%m-%d")
+    try:
+        datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        raise CliError(f"--date {day!r}: expected YYYY-MM-DD") from None
+    store = _store(args.db)
+    try:
+        store.require_schema()
+        rows, problems = day_report(store, day)
+    except HostError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        store.close()
+    print(format_report(day, rows, problems))
+    return 1 if problems else 0
+
+
+def _terminal_key(args: argparse.Namespace) -> int:
+    from ledger.auth import load_secret, terminal_key
+    from ledger.errors import HostError
+    try:
+        secret = load_secret(args.secret_file)
+    except HostError as exc:
+        raise CliError(str(exc)) from None
+    paasid = f"{args.fixmedins_code}-{args.terminal_id}"
+    print(f"{paasid} {terminal_key(secret, paasid).hex()}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = sub.add_parser("host", help="the settlement host: books, policy, card lifecycle",
+                       description="The settlement host of spec/host.md: a double-entry "
+                                   "ledger behind an NHSA-shaped interface.",
+                       epilog="examples:\n  sscard host init --db sqlite:///var/host.db\n"
+                              "  sscard host serve --db sqlite:///var/host.db "
+                              "--listen 127.0.0.1:8700\n"
+                              "  sscard host populate --db sqlite:///var/host.db --cards 10000\n"
+                              "  sscard host report --db sqlite:///var/host.db",
+                       formatter_class=fmt)
+    hs = p.add_subparsers(dest="host_command", metavar="ACTION", title="actions")
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+    q = hs.add_parser("init", help="create or migrate the database, load area policies",
+                      description="Run the versioned schema migrations and load the area "
+                                  "policies (catalogue, ratios, fees, banks, institutions). "
+                                  "Safe to run again.",
+                      epilog="example:\n  sscard host init --db sqlite:///var/host.db\n"
+                             "  sscard host init --db postgresql://postgres@127.0.0.1/test",
+                      formatter_class=fmt)
+    q.add_argument("--db", required=True, help=DB_HELP)
+    q.add_argument("--policies", default=None,
+                   help="directory of area policy files (default: fixtures/policies)")
+    q.set_defaults(func=_init)
+
+    q = hs.add_parser("serve", help="serve POST /fsi/api/rsfComIfsService/callService",
+                      description="Serve the JSON envelope interface over HTTP; requests must "
+                                  "be signed with the terminal key (see terminal-key).",
+                      epilog="example:\n  sscard host serve --db sqlite:///var/host.db "
+                             "--listen 127.0.0.1:8700",
+                      formatter_class=fmt)
+    q.add_argument("--db", required=True, help=DB_HELP)
+    q.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default %(default)s)")
+    q.add_argument("--secret-file", default=None,
+                   help="host secret file (default: $SSCARD_HOST_SECRET_FILE or the TEST secret)")
+    q.add_argument("--log-level", default="warning", help="uvicorn log level")
+    q.set_defaults(func=_serve)
+
+    q = hs.add_parser("populate", help="create N synthetic card holders",
+                      description="Create deterministic synthetic holders (person, activated "
+                                  "card, accounts with opening balances), with progress.",
+                      epilog="example:\n  sscard host populate --db sqlite:///var/host.db "
+                             "--cards 4000000",
+                      formatter_class=fmt)
+    q.add_argument("--db", required=True, help=DB_HELP)
+    q.add_argument("--cards", type=int, required=True, help="how many (up to 4000000)")
+    q.add_argument("--area", default="370800", help="insured area (default %(default)s)")
+    q.add_argument("--batch", type=int, default=20000, help="rows per transaction")
+    q.set_defaults(func=_populate)
+
+    q = hs.add_parser("report", help="the day's totals per institution and reconciliation",
+                      description="Print the day's settlements per institution and whether "
+                                  "each institution's 3201 reconciliation matched.",
+                      epilog="example:\n  sscard host report --db sqlite:///var/host.db "
+                             "--date 2026-11-28",
+                      formatter_class=fmt)
+    q.add_argument("--db", required=True, help=DB_HELP)
+    q.add_argument("--date", default=None, help="YYYY-MM-DD (default: today)")
+    q.set_defaults(func=_report)
+
+    q = hs.add_parser("terminal-key", help="print a terminal's signing key (provisioning)",
+                      description="Derive the signing key of one terminal from the host "
+                                  "secret; give it to that terminal once.",
+                      epilog="example:\n  sscard host terminal-key --fixmedins-code "
+                             "P37080000001 --terminal-id 01",
+                      formatter_class=fmt)
+    q.add_argument("--fixmedins-code", required=True)
+    q.add_argument("--terminal-id", default="01")
+    q.add_argument("--secret-file", default=None)
+    q.set_defaults(func=_terminal_key)

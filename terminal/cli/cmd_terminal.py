@@ -1,0 +1,337 @@
+"""``sscard terminal``: the Textual terminal (pharmacy, hospital, counter, workbench).
+
+This is the composition root of the terminal: it prepares the per-user data directory, opens
+the reader (the in-process virtual reader with the fixture cards by default), connects to
+the host (an embedded SQLite host created on first run by default) and hands the transaction
+core's ports to :class:`terminal.ui.app.SscardApp`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from terminal.cli import CliError
+from terminal.core.ports import CatalogueItem
+
+MODES = ("pharmacy", "hospital", "counter", "workbench")
+VIRTUAL = "virtual"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_CARDS = REPO_ROOT / "fixtures" / "cards"
+POLICY_DIR = REPO_ROOT / "fixtures" / "policies"
+AREA = "370800"
+INSTITUTIONS = {
+    "pharmacy": ("P37080000001", "济宁市太白湖大药房"),
+    "hospital": ("H37080000001", "济宁市第一人民医院"),
+    "counter": ("S37080000001", "济宁市社会保障卡服务大厅"),
+    "workbench": ("P37080000001", "济宁市太白湖大药房"),
+}
+
+EPILOG = """examples:
+  sscard terminal                                 pharmacy checkout, virtual reader, embedded host
+  sscard terminal --mode hospital                 admission (photo check) and discharge
+  sscard terminal --mode counter                  activation, PIN reset, loss, replacement …
+  sscard terminal --mode workbench                APDU console, file tree, traces
+  sscard terminal --reader "ACS ACR39U ICC Reader 00 00" --host http://127.0.0.1:8700
+
+keys: F9 inserts/removes a fixture card in the virtual reader, F10 switches mode,
+Ctrl+T switches the light/dark theme, Ctrl+Q quits. Each screen shows its F-keys at the
+bottom. The embedded host and the working copies of the fixture cards live in
+$XDG_DATA_HOME/sscard (default ~/.local/share/sscard); delete that folder to start afresh.
+"""
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "terminal",
+        help="the point-of-sale terminal (Textual UI)",
+        description="The sscard terminal: pharmacy checkout (default), hospital desk, "
+                    "service counter and developer workbench, on the in-process virtual "
+                    "reader or a real one, against the embedded host or a remote one.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--mode", choices=MODES, default="pharmacy",
+                        help="the screen to start on (default: pharmacy)")
+    parser.add_argument("--reader", default=VIRTUAL, metavar="R",
+                        help="reader name: 'virtual' (default, the in-process reader with the "
+                             "fixture cards) or a reader name as `sscard readers` lists it")
+    parser.add_argument("--host", default=None, metavar="URL",
+                        help="host: sqlite:///path/host.db, postgresql://…, or the http:// URL "
+                             "of `sscard host serve` (default: the embedded SQLite host in the "
+                             "data directory, created on first run)")
+    parser.add_argument("--theme", choices=("dark", "light"), default="dark",
+                        help="colour theme (Ctrl+T switches while running)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="data directory (default: $XDG_DATA_HOME/sscard)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from terminal.ui.app import SscardApp, data_dir
+
+    root = Path(args.data_dir).expanduser() if args.data_dir else data_dir()
+    stack = build_stack(mode=args.mode, reader=args.reader, host=args.host, data_dir=root)
+    try:
+        app = SscardApp(stack.services, mode=args.mode, theme=args.theme)
+        app.run()
+    finally:
+        stack.close()
+    return 0
+
+
+# ---------------------------------------------------------------------------- the stack
+
+
+@dataclass
+class Stack:
+    """Everything ``sscard terminal`` opened, with one :meth:`close`."""
+
+    services: Any
+    transport: Any = None
+    host_url: str = ""
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        while self.closers:
+            closer = self.closers.pop()
+            try:
+                closer()
+            except Exception:  # closing must never hide the real outcome
+                pass
+
+
+def prepare_data_dir(root: Path) -> Path:
+    """Create the data directory and copy the fixture cards into ``root/cards`` once, so the
+    repository's fixtures are never changed by using the terminal."""
+    cards = root / "cards"
+    try:
+        cards.mkdir(parents=True, exist_ok=True)
+        for image in sorted(FIXTURE_CARDS.glob("*.json")):
+            target = cards / image.name
+            if not target.exists():
+                shutil.copyfile(image, target)
+    except OSError as exc:
+        raise CliError(f"cannot prepare the data directory {root}: {exc.strerror}; "
+                       "choose another with --data-dir") from exc
+    return cards
+
+
+def embedded_host(root: Path) -> str:
+    """The embedded SQLite host in ``root``: created and loaded with the fixture policies on
+    first run (``ledger.service.initialize``), reused afterwards."""
+    from ledger.errors import HostError
+    from ledger.service import initialize
+    from ledger.store.base import open_store
+
+    path = root / "host.sqlite"
+    url = f"sqlite:///{path}"
+    fresh = not path.exists()
+    try:
+        store = open_store(url)
+        try:
+            if fresh:
+                initialize(store, POLICY_DIR)
+                register_fixture_holders(store, root / "cards")
+            else:
+                store.require_schema()
+        finally:
+            store.close()
+    except HostError as exc:
+        if fresh:
+            path.unlink(missing_ok=True)
+        raise CliError(f"cannot set up the embedded host at {path}: {exc}") from exc
+    return url
+
+
+def register_fixture_holders(store: Any, cards: Path) -> None:
+    """Make the host know the holders and cards of the fixture card images."""
+    from ledger import fixtures as host_fixtures  # the ledger's own fixture loader
+
+    host_fixtures.register_cards(store, sorted(cards.glob("*.json")))
+
+
+def connect_host(url: str, institution: tuple[str, str]) -> Any:
+    from terminal.core.adapters import LedgerHost
+    from terminal.core.ports import HostError
+
+    code, name = institution
+    try:
+        return LedgerHost.connect(url, institution_code=code, institution_name=name)
+    except HostError as exc:
+        raise CliError(f"the host at {url} is unreachable or refused the sign-in "
+                       f"({exc.message}); start it (`sscard host serve`) or choose another "
+                       "with --host") from exc
+
+
+class FixtureDrawer:
+    """The card drawer of the in-process virtual reader: the fixture cards in the data
+    directory, one at a time in ``Virtual Card 0`` (:class:`terminal.core.workbench.CardDrawer`)."""
+
+    def __init__(self, transport: Any, cards: Path, reader: str) -> None:
+        self.transport = transport
+        self.cards = cards
+        self.reader = reader
+        self.inserted: str | None = None
+        self._lock = threading.Lock()
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(p.stem for p in sorted(self.cards.glob("*.json"))
+                     if not p.stem.startswith("psam"))
+
+    def state(self) -> Any:
+        from terminal.core.workbench import DrawerState
+
+        return DrawerState(self.reader, self.names(), self.inserted)
+
+    def insert(self, card: str) -> None:
+        from card.cos import VirtualCard
+
+        with self._lock:
+            path = self.cards / f"{card}.json"
+            if not path.exists():
+                raise CliError(f"no fixture card {card!r}; choose one of "
+                               f"{', '.join(self.names())}")
+            self.transport.insert(VirtualCard.from_image(path, t0=True), self.reader)
+            self.inserted = card
+
+    def remove(self) -> None:
+        with self._lock:
+            self.transport.remove(self.reader)
+            self.inserted = None
+
+
+def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | None = None,
+                data_dir: Path, clock: Callable[[], Any] | None = None,
+                watch: bool = True) -> Stack:
+    """Open the reader and the host and build the UI's :class:`TerminalServices`."""
+    from card.psam import VirtualPsam
+    from reader.virtual import PSAM_READER, USER_READER, VirtualTransport
+    from terminal.core.model import TerminalConfig
+    from terminal.core.workbench import Workbench
+    from terminal.ui.app import TerminalServices
+
+    cards = prepare_data_dir(data_dir)
+    url = host or embedded_host(data_dir)
+    stack = Stack(services=None, host_url=url)
+    code, name = INSTITUTIONS[mode]
+    try:
+        if reader == VIRTUAL:
+            transport = VirtualTransport()
+            user, psam = USER_READER.format(n=0), PSAM_READER.format(n=0)
+            transport.add_reader(user)
+            psam_path = next(iter(sorted(cards.glob("psam*.json"))), None)
+            transport.add_reader(psam, VirtualPsam.from_image(psam_path, t0=True)
+                                 if psam_path else None)
+            drawer: FixtureDrawer | None = FixtureDrawer(transport, cards, user)
+            reader_name = user
+            psam_name: str | None = psam
+        else:
+            transport, reader_name, psam_name = open_real_reader(reader)
+            drawer = None
+        stack.transport = transport
+        host_port = connect_host(url, (code, name))
+        stack.closers.append(host_port.close)
+        card_port = open_card_port(transport, reader_name, psam_name)
+        services = TerminalServices(
+            card=card_port,
+            host=host_port,
+            catalogue=ShelfCatalogue.load(AREA),
+            config=TerminalConfig(institution_code=code, institution_name=name,
+                                  area_code=AREA),
+            workbench=Workbench([transport]),
+            drawer=drawer,
+            card_events=transport.wait_for_event if watch else None,
+            reader=reader_name,
+            host_label=describe_host(url),
+            data_dir=data_dir,
+        )
+        if clock is not None:
+            services = replace(services, clock=clock)
+        stack.services = services
+    except BaseException:
+        stack.close()
+        raise
+    return stack
+
+
+def describe_host(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"embedded {Path(url[len('sqlite:///'):]).name}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "PostgreSQL " + url.rsplit("@", 1)[-1]
+    return url
+
+
+def open_real_reader(name: str) -> tuple[Any, str, str | None]:
+    """A PC/SC reader by name (``sscard readers``); its PSAM slot when it has one."""
+    from reader.errors import ReaderError
+    from reader.pcsc import PcscTransport
+
+    try:
+        transport = PcscTransport()
+        names = [r.name for r in transport.readers()]
+    except ReaderError as exc:
+        raise CliError(f"cannot list the readers ({exc}); check that pcscd runs "
+                       "(`sscard doctor`)") from exc
+    if name not in names:
+        known = ", ".join(repr(n) for n in names) or "none"
+        raise CliError(f"no reader named {name!r}; readers: {known} (or use --reader virtual)")
+    return transport, name, None
+
+
+def open_card_port(transport: Any, reader: str, psam: str | None) -> Any:
+    from terminal.core.adapters import ReaderCard
+
+    return ReaderCard.over(transport, reader, psam_reader=psam)
+
+
+@dataclass(frozen=True)
+class ShelfItem(CatalogueItem):
+    """A catalogue item with its insurance class (甲/乙/丙) and pinyin initials."""
+
+    cls: str = ""
+    py: str = ""
+
+    @property
+    def eligible(self) -> bool:
+        """Classes 甲 and 乙 are in the insurance catalogue; 丙 is fully self-paid."""
+        return self.cls in ("甲", "乙")
+
+
+class ShelfCatalogue:
+    """The area catalogue with the search the cart needs (code, name, pinyin initials);
+    the search is the policy's own (``ledger.policy.Policy.search``)."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy = policy
+        self.items = {
+            code: ShelfItem(code, it.name, it.price, it.unit, it.spec, cls=it.cls, py=it.py)
+            for code, it in policy.items.items()
+        }
+
+    @classmethod
+    def load(cls, area: str) -> ShelfCatalogue:
+        from ledger.errors import HostError
+        from ledger.policy import load_policy
+
+        try:
+            return cls(load_policy(POLICY_DIR / f"{area}.toml"))
+        except HostError as exc:
+            raise CliError(f"cannot load the catalogue of area {area}: {exc}") from exc
+
+    def lookup(self, code: str) -> Any:
+        from terminal.core.ports import UnknownItem
+
+        try:
+            return self.items[code]
+        except KeyError:
+            raise UnknownItem(code) from None
+
+    def search(self, text: str, limit: int = 8) -> Sequence[Any]:
+        return [self.items[i.code] for i in self.policy.search(text)[:limit]]

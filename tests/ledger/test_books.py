@@ -1,0 +1,85 @@
+"""The books on both back ends: append-only journal, balanced entries, no overdraft."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger import books
+from ledger.errors import InsufficientFunds
+from ledger.service import HostService, initialize
+from ledger.store.base import Store, Tx, available_migrations
+
+
+def _entry(eid: str, postings: list[tuple[str, int]]) -> books.Entry:
+    return books.Entry(entry_id=eid, msgid=eid, kind="test", day="2026-11-28",
+                       fixmedins_code="S37080000001", created_at="t", postings=postings)
+
+
+def _setup(store: Store) -> None:
+    initialize(store)
+
+    def w(tx: Tx) -> None:
+        books.open_account(tx, books.medical("P1"), "P1")
+        books.post(tx, _entry("E1", [(books.contrib("370800"), -1000),
+                                     (books.medical("P1"), 1000)]))
+    store.run(w)
+
+
+def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
+    assert store.schema_version() == 0
+    out = initialize(store)
+    assert out["migrations"] == [v for v, _, _ in available_migrations(store.dialect)]
+    assert initialize(store)["migrations"] == []
+    assert store.schema_version() == max(out["migrations"])
+
+
+def test_journal_is_append_only(store: Store) -> None:
+    _setup(store)
+    for sql in ("UPDATE postings SET amount = 5 WHERE entry_id = 'E1'",
+                "DELETE FROM postings WHERE entry_id = 'E1'",
+                "UPDATE entries SET memo = 'x' WHERE entry_id = 'E1'",
+                "DELETE FROM entries WHERE entry_id = 'E1'"):
+        with pytest.raises(Exception, match="append-only"):
+            store.run(lambda tx, sql=sql: tx.execute(sql))
+    assert store.run(lambda tx: books.entry_postings(tx, "E1")) == [
+        ("contrib:370800", -1000), ("medical:P1", 1000)]
+
+
+def test_unbalanced_entry_is_refused(store: Store) -> None:
+    _setup(store)
+    with pytest.raises(AssertionError, match="does not balance"):
+        store.run(lambda tx: books.post(tx, _entry("E2", [(books.medical("P1"), 5)])))
+
+
+def test_overdraft_is_refused_and_nothing_written(store: Store) -> None:
+    _setup(store)
+    with pytest.raises(InsufficientFunds, match=r"holds 10.00 yuan, 10.01 yuan needed"):
+        store.run(lambda tx: books.post(tx, _entry("E2", [(books.medical("P1"), -1001),
+                                                          (books.clearing("X"), 1001)])))
+    assert store.run(lambda tx: books.balance(tx, books.medical("P1"))) == 1000
+    assert store.run(lambda tx: tx.one("SELECT COUNT(*) FROM entries WHERE entry_id = 'E2'")
+                     )[0] == 0
+
+
+def test_database_check_forbids_negative_balance(store: Store) -> None:
+    """Even a caller that bypasses books.post cannot drive a guarded balance negative."""
+    _setup(store)
+    with pytest.raises(Exception, match=r"balance_never_negative|CHECK"):
+        store.run(lambda tx: tx.execute(
+            "UPDATE accounts SET balance = -1 WHERE account_id = 'medical:P1'"))
+
+
+def test_verify_finds_inconsistency(store: Store) -> None:
+    _setup(store)
+    assert store.run(books.verify) == []
+    store.run(lambda tx: tx.execute(
+        "UPDATE accounts SET balance = 999 WHERE account_id = 'medical:P1'"))
+    assert any("postings sum to 1000" in p for p in store.run(books.verify))
+
+
+def test_unconstrained_accounts_sum_postings(host: HostService) -> None:
+    _ = host
+    store = host.store
+    store.run(lambda tx: books.post(tx, _entry("E9", [(books.fund("370800"), -70),
+                                                      (books.clearing("P37080000001"), 70)])))
+    assert store.run(lambda tx: books.balance(tx, books.fund("370800"))) == -70
