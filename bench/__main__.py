@@ -1,11 +1,12 @@
 """Run every sscard benchmark: ``python -m bench [--quick]`` (``make bench``).
 
-Each ``bench/*_bench.py`` module is one benchmark. The runner runs each in its own Python
-process (one that crashes or hangs is reported and the others still run), collects what it
-returned, and writes ``bench/results/latest.json`` (machine, every module's raw result,
-the figure table), ``bench/results/latest.md`` (the table) and PNG plots
-(:mod:`bench.plots`, when matplotlib is installed). The exit status is non-zero when any
-module failed.
+Each ``bench/*_bench.py`` module is one benchmark; the built-in stage ``city`` runs the city
+simulator (:func:`terminal.sim.city.bench_result`: throughput against concurrency). The
+runner runs each in its own Python process (one that crashes or hangs is reported and the
+others still run), collects what it returned, and writes ``bench/results/latest.json``
+(machine, every module's raw result, the figure table), ``bench/results/latest.md`` (the
+table) and PNG plots (:mod:`bench.plots`, when matplotlib is installed). The exit status is
+non-zero when any module failed.
 
 A module is called through the first of these it offers:
 
@@ -38,10 +39,15 @@ ROOT = BENCH_DIR.parent
 ORDER = ("reader_bench", "serial_bench", "checkout_bench", "ledger_bench")
 
 
+#: Stages that are not ``bench/*_bench.py`` modules: name -> "module:function(quick)".
+BUILTIN = {"city_bench": "terminal.sim.city:bench_result"}
+
+
 def discover() -> list[str]:
-    """Names of the bench modules, the well-known ones first."""
+    """Names of the bench modules, the well-known ones first, then the built-in stages."""
     found = sorted(p.stem for p in BENCH_DIR.glob("*_bench.py"))
-    return [n for n in ORDER if n in found] + [n for n in found if n not in ORDER]
+    ordered = [n for n in ORDER if n in found] + [n for n in found if n not in ORDER]
+    return ordered + [n for n in BUILTIN if n not in ordered]
 
 
 def _result_file(stem: str, since: float) -> Path | None:
@@ -55,6 +61,12 @@ def _result_file(stem: str, since: float) -> Path | None:
 
 def call_module(stem: str, quick: bool) -> dict[str, Any]:
     """Import ``bench.<stem>`` and run it (see the module docstring for the protocol)."""
+    if stem in BUILTIN and not (BENCH_DIR / f"{stem}.py").exists():
+        modname, func = BUILTIN[stem].split(":")
+        result = getattr(importlib.import_module(modname), func)(quick)
+        if not isinstance(result, dict):
+            raise TypeError(f"{BUILTIN[stem]} returned {type(result).__name__}, not a dict")
+        return result
     mod = importlib.import_module(f"bench.{stem}")
     run = getattr(mod, "run", None)
     if callable(run):

@@ -38,8 +38,12 @@ def _samples(node: Any, path: tuple[str, ...], out: dict[str, list[float]]) -> N
                 _samples(value, (*path, str(key)), out)
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            label = str(value.get("name", value.get("label", i))) if isinstance(value, dict) \
-                else str(i)
+            label = str(i)
+            if isinstance(value, dict):
+                for k in ("name", "label", *CONCURRENCY_KEYS, "backend", "cards"):
+                    if k in value and isinstance(value[k], str | int | float):
+                        label = str(value[k]) if k in ("name", "label") else f"{k}={value[k]}"
+                        break
             _samples(value, (*path, label), out)
 
 

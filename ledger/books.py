@@ -121,12 +121,18 @@ def post(tx: Tx, entry: Entry) -> None:
             raise InsufficientFunds(
                 f"insufficient balance: the {KIND_NAMES[kind_of(a)]} holds {yuan(int(row[0]))} "
                 f"yuan, {yuan(-amt)} yuan needed; nothing was charged")
-    tx.execute("INSERT INTO entries (entry_id, msgid, kind, day, fixmedins_code, created_at, "
+    tx.defer("INSERT INTO entries (entry_id, msgid, kind, day, fixmedins_code, created_at, "
                "ref_entry_id, memo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                (entry.entry_id, entry.msgid, entry.kind, entry.day, entry.fixmedins_code,
                 entry.created_at, entry.ref_entry_id, entry.memo))
-    tx.many("INSERT INTO postings (entry_id, seq, account_id, amount) VALUES (?, ?, ?, ?)",
-            [(entry.entry_id, i, a, amt) for i, (a, amt) in enumerate(postings)])
+    if len(postings) <= 64:   # one statement, one round trip
+        marks = ", ".join("(?, ?, ?, ?)" for _ in postings)
+        flat = [v for i, (a, amt) in enumerate(postings) for v in (entry.entry_id, i, a, amt)]
+        tx.defer(f"INSERT INTO postings (entry_id, seq, account_id, amount) VALUES {marks}",
+                 flat)
+    else:
+        tx.many("INSERT INTO postings (entry_id, seq, account_id, amount) VALUES (?, ?, ?, ?)",
+                [(entry.entry_id, i, a, amt) for i, (a, amt) in enumerate(postings)])
 
 
 def entry_postings(tx: Tx, entry_id: str) -> list[tuple[str, int]]:

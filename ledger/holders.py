@@ -174,6 +174,8 @@ class Payer:
     card: Card | None
     account: str
     old_card_no: str = ""
+    balance: int | None = None
+    """The account balance, when it was read together with the card."""
 
 
 def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no: str | None,
@@ -186,15 +188,29 @@ def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no
     from ledger import books
     card: Card | None = None
     old = ""
+    balance: int | None = None
     if cert_type == "03":
-        card = get_card(tx, cert_no)
+        if not valid_card_no(cert_no):
+            raise BadRequest(f"card number {cert_no!r} is not a valid social security card "
+                             "number (9 characters with a check character)")
+        # one round trip: card, holder and the holder's medical balance
+        cols = ", ".join(f"c.{c.strip()}" for c in CARD_COLS.split(",")) + ", " + \
+            ", ".join(f"p.{c.strip()}" for c in PERSON_COLS.split(","))
+        row = tx.one(f"SELECT {cols}, a.balance FROM cards c JOIN persons p ON "
+                     "p.psn_no = c.psn_no LEFT JOIN accounts a ON "
+                     "a.account_id = 'medical:' || p.psn_no WHERE c.card_no = ?", (cert_no,))
+        if row is None:
+            raise NotFound(f"card {cert_no} is unknown at this host")
+        nc = len(CARD_COLS.split(","))
+        card = Card(*row[:nc])
+        person = Person(*row[nc:-1])
+        balance = None if row[-1] is None else int(row[-1])
         if not card_sn:
             raise BadRequest("card_sn (the card identification code) is required with "
                              "mdtrt_cert_type 03")
         if not valid_card_sn(card_sn.upper()) or card_sn.upper() != card.card_sn:
             raise Refused(f"the card identification code does not match card {cert_no}: the "
                           "card is not the one the host issued", code="card_mismatch")
-        person = get_person(tx, card.psn_no)
         if payment or card.state in ("loss_temp", "loss_formal", "replaced", "cancelled"):
             require_usable(ctx, tx, card)
         account = books.medical(person.psn_no)
@@ -223,4 +239,4 @@ def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no
     if psn_no is not None and psn_no != person.psn_no:
         raise Refused(f"psn_no {psn_no} is not the holder of the certificate presented",
                       code="card_mismatch")
-    return Payer(person=person, card=card, account=account, old_card_no=old)
+    return Payer(person=person, card=card, account=account, old_card_no=old, balance=balance)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -36,15 +37,15 @@ class Ctx:
     inst: dict[str, Any]
     paasid: str = "inproc"
 
-    @property
+    @cached_property
     def day(self) -> str:
         return self.now.strftime("%Y-%m-%d")
 
-    @property
+    @cached_property
     def ts(self) -> str:
         return self.now.strftime("%Y-%m-%d %H:%M:%S")
 
-    @property
+    @cached_property
     def iso(self) -> str:
         return self.now.isoformat()
 

@@ -61,6 +61,10 @@ def digest(env: Mapping[str, Any]) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+class _Duplicate(Exception):
+    """The msgid is already recorded: answer from the record."""
+
+
 class HostService:
     """The host: books, policy, lifecycle behind one ``call`` (spec/host.md).
 
@@ -172,23 +176,36 @@ class HostService:
 
             def work(tx: Tx) -> tuple[dict[str, Any], str]:
                 if env.infno != "9001" and self.require_sign_in:
-                    self._check_sign_in(tx, env, paasid)
+                    row = tx.one("SELECT fixmedins_code, signed_out_at, paasid FROM signins "
+                                 "WHERE sign_no = ?", (env.sign_no,))
+                    self._check_sign_in(env, paasid, row)
                 if not op.writes:
                     return op.fn(ctx, tx, data), ""
-                row = tx.one("SELECT digest, status, response, infno FROM requests "
-                             "WHERE msgid = ?", (env.msgid,))
-                if row is not None:
-                    return self._replay(tx, env, fp, row), "duplicate"
+                # Claim the msgid first with a plain insert: no read of a missing key and
+                # no ON CONFLICT probe, so concurrent requests take no predicate lock on
+                # the msgid index under SERIALIZABLE. A duplicate is answered in a second,
+                # read-only transaction (see below).
+                if not tx.insert_new(
+                        "INSERT INTO requests (msgid, infno, digest, status, response, "
+                        "fixmedins_code, created_at) VALUES (?, ?, ?, 'pending', '', ?, ?)",
+                        (env.msgid, env.infno, fp, env.fixmedins_code, now.isoformat())):
+                    raise _Duplicate()
                 output = op.fn(ctx, tx, data)
                 answer = self._ok(env.msgid, env.inf_time, now, output)
-                tx.execute("INSERT INTO requests (msgid, infno, digest, status, response, "
-                           "fixmedins_code, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (env.msgid, env.infno, fp, "done",
-                            json.dumps(answer, ensure_ascii=False), env.fixmedins_code,
-                            now.isoformat()))
+                tx.defer("UPDATE requests SET status = 'done', response = ? WHERE msgid = ?",
+                         (json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
+                          env.msgid))
                 return answer, "fresh"
 
-            result, how = self.store.run(work)
+            try:
+                result, how = self.store.run(work)
+            except _Duplicate:
+                def replay(tx: Tx) -> dict[str, Any]:
+                    row = tx.one("SELECT digest, status, response, infno FROM requests "
+                                 "WHERE msgid = ?", (env.msgid,))
+                    assert row is not None
+                    return self._replay(tx, env, fp, row)
+                result, how = self.store.run(replay), "duplicate"
             if how == "duplicate":
                 return result
             if how == "":
@@ -203,11 +220,10 @@ class HostService:
                               "written; send the same request again or report the reference",
                               "internal")
 
-    def _check_sign_in(self, tx: Tx, env: Envelope, paasid: str | None) -> None:
+    @staticmethod
+    def _check_sign_in(env: Envelope, paasid: str | None, row: tuple[Any, ...] | None) -> None:
         if not env.sign_no:
             raise AuthError("sign_no is missing: the terminal must sign in (9001) first")
-        row = tx.one("SELECT fixmedins_code, signed_out_at, paasid FROM signins "
-                     "WHERE sign_no = ?", (env.sign_no,))
         if row is None:
             raise AuthError(f"sign_no {env.sign_no} is unknown: sign in (9001) again")
         if row[0] != env.fixmedins_code:

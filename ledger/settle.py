@@ -100,8 +100,9 @@ def compute(ctx: Ctx, tx: Tx, payer: Payer, med_type: str, insutype: str,
         raise Refused(f"person {person.psn_no} is insured under insutype {person.insutype}, "
                       f"not {insutype}", code="insutype")
     policy = ctx.service.policy(person.insuplc_admdvs)
-    ded, fund = year_to_date(tx, person.psn_no, ctx.now.year, insutype)
-    bal = books.balance(tx, payer.account)
+    pooled = policy.visit(med_type).pooling
+    ded, fund = year_to_date(tx, person.psn_no, ctx.now.year, insutype) if pooled else (0, 0)
+    bal = payer.balance if payer.balance is not None else books.balance(tx, payer.account)
     s = split(policy, med_type, insutype, lines, deductible_used=ded, fund_used=fund,
               balance=bal, use_account=acct_used_flag == "1")
     return s, policy, bal
@@ -222,20 +223,21 @@ def detlcutinfo(policy: Policy, s: Split) -> list[dict[str, Any]]:
 
 def _record_settlement(ctx: Ctx, tx: Tx, s: Split, policy: Policy, payer: Payer, *,
                        setl_id: str, mdtrt_id: str, med_type: str, insutype: str,
-                       cert_type: str, cash_src: str, extra: dict[str, Any]) -> dict[str, Any]:
+                       cert_type: str, cash_src: str, extra: dict[str, Any],
+                       balance_before: int) -> dict[str, Any]:
     entry_id = "E" + ctx.msgid
     books.post(tx, books.Entry(
         entry_id=entry_id, msgid=ctx.msgid, kind=f"settle:{ctx.infno}", day=ctx.day,
         fixmedins_code=ctx.fixmedins_code, created_at=ctx.iso, memo=setl_id,
         postings=settlement_postings(s, payer, policy.admdvs, ctx.fixmedins_code, cash_src)))
-    balc = books.balance(tx, payer.account)
+    balc = balance_before - s.acct_pay   # exact: the guarded update succeeded in this txn
     info = setlinfo(ctx, s, payer, setl_id=setl_id, mdtrt_id=mdtrt_id, med_type=med_type,
                     insutype=insutype, cert_type=cert_type, balc=balc, cash_src=cash_src,
                     area=policy.admdvs)
     info.update({k: v for k, v in extra.items() if k != "bank_atc"})
     if cash_src == "bank" and payer.card is not None:
         info["bank_balc"] = yuan(books.balance(tx, books.bank(payer.card.pan)))
-    tx.execute(
+    tx.defer(
         "INSERT INTO settlements (setl_id, mdtrt_id, psn_no, card_no, fixmedins_code, med_type, "
         "insutype, setl_year, day, state, medfee_sumamt, act_pay_dedc, hifp_pay, acct_pay, "
         "psn_cash_pay, cash_src, entry_id, msgid, cancel_entry_id, setlinfo, created_at) "
@@ -243,8 +245,7 @@ def _record_settlement(ctx: Ctx, tx: Tx, s: Split, policy: Policy, payer: Payer,
         (setl_id, mdtrt_id, payer.person.psn_no,
          payer.card.card_no if payer.card else payer.old_card_no, ctx.fixmedins_code,
          med_type, insutype, ctx.now.year, ctx.day, s.total, s.deductible, s.fund,
-         s.acct_pay, s.rest, cash_src, entry_id, ctx.msgid,
-         json.dumps(info, ensure_ascii=False), ctx.iso))
+         s.acct_pay, s.rest, cash_src, entry_id, ctx.msgid, "", ctx.iso))
     return info
 
 
@@ -272,7 +273,7 @@ def _pharmacy(ctx: Ctx, tx: Tx, data: In2101, *, final: bool) -> dict[str, Any]:
     info = _record_settlement(ctx, tx, s, policy, payer, setl_id="S" + ctx.msgid,
                               mdtrt_id="M" + ctx.msgid, med_type=di.med_type,
                               insutype=di.insutype, cert_type=di.mdtrt_cert_type,
-                              cash_src=di.cash_src, extra=extra)
+                              cash_src=di.cash_src, extra=extra, balance_before=bal)
     return {"setlinfo": info, "setldetail": setldetail(s, di.insutype),
             "detlcutinfo": detlcutinfo(policy, s)}
 
@@ -296,6 +297,15 @@ def _load_settlement(tx: Tx, setl_id: str) -> dict[str, Any]:
     keys = ("setl_id", "mdtrt_id", "psn_no", "fixmedins_code", "state", "entry_id", "msgid",
             "setlinfo", "med_type", "cancel_entry_id")
     return dict(zip(keys, row, strict=True))
+
+
+def _original_setlinfo(tx: Tx, st: dict[str, Any]) -> dict[str, Any]:
+    """The ``setlinfo`` the settlement answered (kept once, with the msgid's answer)."""
+    row = tx.one("SELECT response FROM requests WHERE msgid = ?", (st["msgid"],))
+    if row is None:  # pragma: no cover - every settlement is recorded with its answer
+        raise NotFound(f"the answer of settlement {st['setl_id']} is missing")
+    info: dict[str, Any] = json.loads(row[0])["output"]["setlinfo"]
+    return info
 
 
 def cancel_settlement(ctx: Ctx, tx: Tx, setl_id: str, mdtrt_id: str | None, psn_no: str | None,
@@ -324,7 +334,7 @@ def cancel_settlement(ctx: Ctx, tx: Tx, setl_id: str, mdtrt_id: str | None, psn_
     if n != 1:
         raise Refused(f"settlement {setl_id} was already cancelled: nothing to do",
                       code="already_cancelled")
-    orig = json.loads(st["setlinfo"])
+    orig = _original_setlinfo(tx, st)
     out = {k: orig[k] for k in ("psn_no", "psn_name", "insutype", "med_type", "mdtrt_id")}
     for k in ("medfee_sumamt", "fulamt_ownpay_amt", "overlmt_selfpay", "preselfpay_amt",
               "inscp_scp_amt", "act_pay_dedc", "hifp_pay", "fund_pay_sumamt", "psn_part_amt",
@@ -534,7 +544,7 @@ def _inpatient(ctx: Ctx, tx: Tx, data: In2303, *, final: bool) -> dict[str, Any]
     info = _record_settlement(ctx, tx, s, policy, payer, setl_id=setl_id,
                               mdtrt_id=d.mdtrt_id, med_type=adm["med_type"],
                               insutype=adm["insutype"], cert_type=cert_type,
-                              cash_src=d.cash_src, extra=extra)
+                              cash_src=d.cash_src, extra=extra, balance_before=bal)
     _adm_state(tx, d.mdtrt_id, "discharged", "settled", "settle", setl_id=setl_id)
     return {"setlinfo": info, "setldetail": setldetail(s, adm["insutype"])}
 
@@ -563,8 +573,10 @@ def cancel_inpatient(ctx: Ctx, tx: Tx, data: In2305) -> dict[str, Any]:
 # -- reversal ----------------------------------------------------------------------------
 
 def _reinstate(ctx: Ctx, tx: Tx, cancel_entry: str, entry_id: str) -> str:
-    row = tx.one("SELECT setl_id, entry_id, mdtrt_id, med_type FROM settlements "
-                 "WHERE cancel_entry_id = ?", (cancel_entry,))
+    ent = tx.one("SELECT memo FROM entries WHERE entry_id = ?", (cancel_entry,))
+    row = None if ent is None else tx.one(
+        "SELECT setl_id, entry_id, mdtrt_id, med_type FROM settlements WHERE setl_id = ? "
+        "AND cancel_entry_id = ?", (ent[0], cancel_entry))
     if row is None:
         return "nothing_to_undo"
     setl_id, orig_entry, mdtrt_id, _ = row

@@ -52,6 +52,13 @@ _MEDICAL_CN = {0x84, 0x8C}
 
 PIN_RE = re.compile(r"^[0-9]{4,12}$")
 
+# Value lengths fixed by the standard (spec/card.md §4): READ RECORD asks for Le = 2 + len at
+# once; a card with other lengths answers 6Cxx and the T=0 layer asks again.
+RECORD_LEN = {T_CARD_ID: 16, T_CATEGORY: 1, T_VERSION: 4, T_INIT_ORG: 12, T_ISSUE: 4,
+              T_EXPIRY: 4, T_CARD_NO: 9, T_SSN: 18, T_NAME: 30, T_SEX: 1, T_ETHNIC: 1,
+              T_BIRTHPLACE: 3, T_BIRTH: 4, T_NAME_EXT: 20}
+MEDICAL_LEN = {0x81: 8, 0x84: 3, 0x8C: 1, 0x8B: 29, 0x8F: 1}
+
 
 class NoPsam(ReaderError):
     """The operation needs a PSAM and none is in the reader (−2201)."""
@@ -208,9 +215,13 @@ class CardDriver:
         assert self.algorithm is not None
         return self.algorithm
 
-    def _read_record(self, tag: int, what: str, optional: bool = False) -> bytes | None:
-        """READ RECORD by tag with Le 00; the T=0 layer resends on 6Cxx (spec/card.md §4)."""
-        rsp = self._send(self.user, commands.read_record_by_tag(tag), what)
+    def _read_record(self, tag: int, what: str, optional: bool = False,
+                     length: int | None = None) -> bytes | None:
+        """READ RECORD by tag with Le = 2 + the standard length (Le 00 when unknown); the T=0
+        layer resends on 6Cxx (spec/card.md §4)."""
+        size = length if length is not None else RECORD_LEN.get(tag)
+        le = size + 2 if size is not None and size + 2 <= 256 else None
+        rsp = self._send(self.user, commands.read_record_by_tag(tag, le=le), what)
         if rsp.sw == 0x6A83 and optional:
             return None
         if rsp.sw != 0x9000:
@@ -235,6 +246,13 @@ class CardDriver:
                               -1)
         if rsp.sw != 0x9000:
             raise self._card_error(rsp.sw, "select SSSE")
+        try:
+            name = tlv.find(rsp.data, 0x6F, 0x84)
+        except ApduError:
+            name = None
+        if name is None or name.value != commands.SSSE_DF_NAME:
+            raise CardRefused("not a social security card (SELECT SSSE answered no SSSE FCI) "
+                              "/ 卡类型不对", -1)
         alg = tlv.find(rsp.data, 0x6F, 0xA5, 0x9F0C, 0x86)
         if alg is None or len(alg.value) != 1:
             m = re.search(rb"\x86\x01([\x01-\x03])", rsp.data)
@@ -448,7 +466,8 @@ class CardDriver:
         raw: dict[int, bytes] = {}
         values: dict[str, str] = {}
         for tag, name in MEDICAL_TAGS.items():
-            value = self._read_record(tag, f"read medical {name}", optional=True)
+            value = self._read_record(tag, f"read medical {name}", optional=True,
+                                      length=MEDICAL_LEN.get(tag))
             if value is None:
                 continue
             raw[tag] = value

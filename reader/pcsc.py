@@ -204,7 +204,25 @@ class PcscConnection(Connection):
         hr, response = sc.SCardTransmit(self._h(), self.protocol, list(tpdu))
         if _u32(hr) != SCARD_S_SUCCESS:
             raise self._fail(hr, "transmit")
+        if len(response) < 2:
+            raise self._no_status()
         return bytes(response)
+
+    def _no_status(self, wait: float = 1.5) -> ReaderError:
+        """An answer without SW1 SW2 (vpcd's answer when the card's link drops): find out
+        whether the card left before pcscd's next presence poll reports it."""
+        deadline = time.monotonic() + wait
+        while True:
+            state = self._transport.card_state(self.reader)
+            if state == "absent":
+                return CardRemoved(f"{self.reader}: the card was removed during the exchange; "
+                                   "insert it and start over")
+            if state in ("no service", "no reader"):
+                return ReaderGone(f"{self.reader}: the reader went away during the exchange")
+            if time.monotonic() >= deadline:
+                return TransportError(f"{self.reader}: the card answered without a status "
+                                      "word; remove and re-insert it")
+            time.sleep(0.05)
 
     def _reset(self, cold: bool) -> bytes:
         sc = _require_pyscard()

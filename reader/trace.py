@@ -24,8 +24,11 @@ Trace file format ("sscard-trace 1"), UTF-8 text, one record per line::
 - ``XX`` in a command stands for a masked secret byte: VERIFY, CHANGE PIN and PIN RELOAD data
   are never written (DESIGN.md; ``apdu.commands.is_secret_bearing``). When replayed, ``XX``
   matches any byte.
-- ``..`` in a response matches any byte (random challenges, cryptograms) when a trace is
-  checked against a card; a replayed card answers ``00`` there.
+- ``..`` in a response matches any byte when a trace is checked against a card; a replayed
+  card answers ``00`` there.
+- ``<~`` instead of ``<<`` marks a response whose data varies from run to run (a GET
+  CHALLENGE answer): checking a card compares only its length and status word, while a
+  replayed card still answers the recorded bytes.
 - Everything after ``;`` is for people (command name, status word meaning, timing) and is
   ignored when a trace is read.
 
@@ -52,7 +55,8 @@ from reader.errors import ReaderError
 
 MAGIC = "sscard-trace 1"
 RecordKind = Literal["command", "response", "event"]
-_KINDS: dict[str, RecordKind] = {">>": "command", "<<": "response", "**": "event"}
+_KINDS: dict[str, RecordKind] = {">>": "command", "<<": "response", "<~": "response",
+                                 "**": "event"}
 _EVENT_RE = re.compile(r"^([a-z][a-z0-9-]*)(?:=([0-9A-Fa-f\s]*))?$")
 _HEXPAIR_RE = re.compile(r"^(?:[0-9A-Fa-f]{2}|XX|xx|\.\.)*$")
 
@@ -72,11 +76,15 @@ class TraceRecord:
     event: str = ""
     channel: str = ""
     line: int = 0
+    varies: bool = False
 
     def matches(self, actual: bytes) -> bool:
-        """Whether ``actual`` equals this record's bytes, wildcards matching anything."""
+        """Whether ``actual`` equals this record's bytes, wildcards matching anything
+        (a ``<~`` response: same length and status word)."""
         if len(actual) != len(self.data):
             return False
+        if self.varies:
+            return actual[-2:] == self.data[-2:]
         wild = self.wild or (False,) * len(self.data)
         return all(w or a == b for a, b, w in zip(actual, self.data, wild, strict=True))
 
@@ -164,8 +172,9 @@ def parse_trace(text: str) -> Trace:
             channel = rest[0]
             rest = rest[1].split(None, 1) if len(rest) > 1 else []
             if not rest or rest[0] not in _KINDS:
-                raise TraceFormatError(f"line {lineno}: expected >>, << or ** in {line!r}")
+                raise TraceFormatError(f"line {lineno}: expected >>, <<, <~ or ** in {line!r}")
         kind = _KINDS[rest[0]]
+        varies = rest[0] == "<~"
         payload = rest[1] if len(rest) > 1 else ""
         if kind == "event":
             m = _EVENT_RE.match(payload.strip())
@@ -180,7 +189,8 @@ def parse_trace(text: str) -> Trace:
             raise TraceFormatError(f"line {lineno}: a command needs at least 4 bytes")
         if kind == "response" and len(data) < 2:
             raise TraceFormatError(f"line {lineno}: a response needs at least SW1 SW2")
-        trace.records.append(TraceRecord(seconds, kind, data, wild, "", channel, lineno))
+        trace.records.append(TraceRecord(seconds, kind, data, wild, "", channel, lineno,
+                                         varies))
     return trace
 
 
@@ -195,6 +205,23 @@ def load_trace(path: str | Path) -> Trace:
 
 
 # -- recording -------------------------------------------------------------------------------
+def is_secret(tpdu: bytes) -> bool:
+    """Commands whose data must never be written: those of
+    ``apdu.commands.is_secret_bearing`` (VERIFY, CHANGE PIN, PIN RELOAD …) and the PSAM's
+    CIPHER DATA encrypt (``80 FA 00``), whose plaintext is the new PIN block of a reload
+    (card/psam.py "PIN reload")."""
+    if len(tpdu) >= 4 and tpdu[0] == 0x80 and tpdu[1] == 0xFA and tpdu[2] == 0x00:
+        return True
+    return is_secret_bearing(tpdu)
+
+
+def mask_command(tpdu: bytes) -> bytes:
+    """The command with secret data (see :func:`is_secret`) replaced by zeros."""
+    if not is_secret(tpdu) or len(tpdu) <= 5:
+        return bytes(tpdu)
+    return tpdu[:5] + bytes(len(tpdu) - 5)
+
+
 def masked_hex(tpdu: bytes) -> str:
     """Hex of a command TPDU with secret data written as ``XX`` (header and lengths kept).
 
@@ -202,10 +229,12 @@ def masked_hex(tpdu: bytes) -> str:
     '00200000 03XXXXXX'
     >>> masked_hex(bytes.fromhex("00B2010400"))
     '00B20104 00'
+    >>> masked_hex(bytes.fromhex("80FA0000040612345F"))
+    '80FA0000 04XXXXXXXX'
     """
     head = tpdu[:4].hex().upper()
     rest = tpdu[4:]
-    if is_secret_bearing(tpdu) and len(rest) > 1:
+    if is_secret(tpdu) and len(rest) > 1:
         lc = rest[0]
         if lc and len(rest) >= 1 + lc:
             tail = rest[1 + lc :].hex().upper()
@@ -246,6 +275,8 @@ class TraceWriter(ExchangeObserver):
 
     def _write(self, line: str) -> None:
         with self._lock:
+            if self._stream.closed:
+                return
             self._stream.write(line + "\n")
             self._stream.flush()
 

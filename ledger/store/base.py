@@ -48,6 +48,18 @@ class Tx(ABC):
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run a statement once per parameter row (bulk insert)."""
 
+    @abstractmethod
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool:
+        """Run an INSERT; return False if it violated a unique key. Uses no ``ON CONFLICT``
+        (whose uniqueness probe takes a predicate lock under SERIALIZABLE). After False the
+        transaction must end: PostgreSQL has aborted it."""
+
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a write whose result is not needed, at the latest at commit. Back ends may
+        batch deferred writes into one round trip; the transaction must not read back what
+        it deferred."""
+        self.execute(sql, params)
+
     def load(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk-insert ``rows`` (the fastest way the back end offers)."""
         marks = ", ".join("?" for _ in columns)

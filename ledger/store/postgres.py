@@ -13,6 +13,7 @@ that schema (``search_path``), which is how the tests isolate each other.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,16 @@ from ledger.store.base import Retry, Row, Store, Tx
 
 T = TypeVar("T")
 
+class _QuietRetries(logging.Filter):
+    """psycopg warns when a pipeline ends in an error; here that error (a serialization
+    failure) is expected and the transaction is retried, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pipeline aborted" not in record.getMessage()
+
+
+logging.getLogger("psycopg").addFilter(_QuietRetries())
+
 _RETRYABLE = (pgerr.SerializationFailure, pgerr.DeadlockDetected, pgerr.UniqueViolation)
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -38,10 +49,30 @@ def _pg(sql: str) -> str:
 class PostgresTx(Tx):
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
+        self.deferred: list[tuple[str, Sequence[Any]]] = []
+
+    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.deferred.append((_pg(sql), params))
+
+    def flush(self) -> None:
+        """Send the deferred writes in one pipeline (one round trip)."""
+        if not self.deferred:
+            return
+        with self.conn.pipeline():
+            for sql, params in self.deferred:
+                self.conn.execute(sql, params, prepare=True)
+        self.deferred.clear()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cur = self.conn.execute(_pg(sql), params, prepare=True)
         return int(cur.rowcount)
+
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool:
+        try:
+            self.conn.execute(_pg(sql), params, prepare=True)
+        except pgerr.UniqueViolation:
+            return False
+        return True
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         cur = self.conn.execute(_pg(sql), params, prepare=True)
@@ -113,7 +144,9 @@ class PostgresStore(Store):
     def _attempt(self, fn: Callable[[Tx], T]) -> T:
         conn = self._conn()
         try:
-            result = fn(PostgresTx(conn))
+            tx = PostgresTx(conn)
+            result = fn(tx)
+            tx.flush()
             conn.commit()
             return result
         except _RETRYABLE as exc:

@@ -32,6 +32,15 @@ class SqliteTx(Tx):
         row: Row | None = self.conn.execute(sql, params).fetchone()
         return row
 
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool:
+        try:
+            self.conn.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                return False
+            raise
+        return True
+
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self.conn.execute(sql, params).fetchall())
 

@@ -98,6 +98,9 @@ def register(subparsers: Any) -> None:
 
     # ---- `sscard card serve` (owned by the reader side) is registered here: ------------------
     # add its parser to `sub` with sub.add_parser("serve", ...) and set func=...
+    from terminal.cli import card_serve
+
+    card_serve.register(sub)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:

@@ -9,7 +9,9 @@ core's ports to :class:`terminal.ui.app.SscardApp`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +33,15 @@ INSTITUTIONS = {
     "counter": ("S37080000001", "济宁市社会保障卡服务大厅"),
     "workbench": ("P37080000001", "济宁市太白湖大药房"),
 }
+
+COUNTERS = (
+    ("S37080000001", "social security card office 社保卡服务大厅"),
+    ("B37080000CCB", "CCB counter 建设银行"),
+    ("B3708000ICBC", "ICBC counter 工商银行"),
+    ("B37080000ABC", "ABC counter 农业银行"),
+    ("B37080000BOC", "BOC counter 中国银行"),
+)
+"""The counters the service-counter mode can act as (fixtures/policies/370800.toml)."""
 
 EPILOG = """examples:
   sscard terminal                                 pharmacy checkout, virtual reader, embedded host
@@ -100,10 +111,8 @@ class Stack:
     def close(self) -> None:
         while self.closers:
             closer = self.closers.pop()
-            try:
+            with contextlib.suppress(Exception):  # closing never hides the real outcome
                 closer()
-            except Exception:  # closing must never hide the real outcome
-                pass
 
 
 def prepare_data_dir(root: Path) -> Path:
@@ -137,7 +146,10 @@ def embedded_host(root: Path) -> str:
         try:
             if fresh:
                 initialize(store, POLICY_DIR)
-                register_fixture_holders(store, root / "cards")
+                if not register_fixture_holders(store, root / "cards"):
+                    print("sscard: note: this host cannot enrol the fixture cards yet "
+                          "(no ledger.fixtures); sales with them will be refused at the "
+                          "person lookup", file=sys.stderr)
             else:
                 store.require_schema()
         finally:
@@ -149,11 +161,24 @@ def embedded_host(root: Path) -> str:
     return url
 
 
-def register_fixture_holders(store: Any, cards: Path) -> None:
-    """Make the host know the holders and cards of the fixture card images."""
-    from ledger import fixtures as host_fixtures  # the ledger's own fixture loader
+def register_fixture_holders(store: Any, cards: Path) -> bool:
+    """Make the host know the holders and cards of the fixture card images, through the
+    ledger's fixture enrolment (``ledger.fixtures.register_cards``) when this build has it.
 
-    host_fixtures.register_cards(store, sorted(cards.glob("*.json")))
+    Returns False when it does not: the host then knows no fixture card, and every sale
+    with one is refused at the person lookup (1101) with the host's message.
+    """
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec("ledger.fixtures") is None:
+        return False
+    module = importlib.import_module("ledger.fixtures")
+    register = getattr(module, "register_cards", None)
+    if register is None:
+        return False
+    register(store, sorted(p for p in cards.glob("*.json") if not p.stem.startswith("psam")))
+    return True
 
 
 def connect_host(url: str, institution: tuple[str, str]) -> Any:
@@ -209,10 +234,18 @@ class FixtureDrawer:
 def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | None = None,
                 data_dir: Path, clock: Callable[[], Any] | None = None,
                 watch: bool = True) -> Stack:
-    """Open the reader and the host and build the UI's :class:`TerminalServices`."""
-    from card.psam import VirtualPsam
+    """Open the reader and the host and build the UI's :class:`TerminalServices`.
+
+    ``reader`` is ``virtual`` (the in-process reader with a drawer of fixture cards) or any
+    name :func:`terminal.core.readers.open_reader` understands (a PC/SC reader name,
+    ``serial:…``, ``virtual:IMAGE``).
+    """
+    from reader.errors import ReaderError
     from reader.virtual import PSAM_READER, USER_READER, VirtualTransport
+    from terminal.core.adapters import LedgerHost
+    from terminal.core.cardio import ReaderCard
     from terminal.core.model import TerminalConfig
+    from terminal.core.readers import load_psam, open_reader
     from terminal.core.workbench import Workbench
     from terminal.ui.app import TerminalServices
 
@@ -221,30 +254,69 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
     stack = Stack(services=None, host_url=url)
     code, name = INSTITUTIONS[mode]
     try:
-        if reader == VIRTUAL:
-            transport = VirtualTransport()
-            user, psam = USER_READER.format(n=0), PSAM_READER.format(n=0)
-            transport.add_reader(user)
-            psam_path = next(iter(sorted(cards.glob("psam*.json"))), None)
-            transport.add_reader(psam, VirtualPsam.from_image(psam_path, t0=True)
-                                 if psam_path else None)
-            drawer: FixtureDrawer | None = FixtureDrawer(transport, cards, user)
-            reader_name = user
-            psam_name: str | None = psam
-        else:
-            transport, reader_name, psam_name = open_real_reader(reader)
-            drawer = None
+        drawer: FixtureDrawer | None = None
+        psam_name: str | None = None
+        try:
+            if reader == VIRTUAL:
+                transport: Any = VirtualTransport()
+                reader_name, psam_name = USER_READER.format(n=0), PSAM_READER.format(n=0)
+                transport.add_reader(reader_name)
+                psam_image = next(iter(sorted(cards.glob("psam*.json"))), None)
+                transport.add_reader(psam_name, load_psam(psam_image, t0=True)
+                                     if psam_image else None)
+                drawer = FixtureDrawer(transport, cards, reader_name)
+            else:
+                transport, reader_name = open_reader(reader, t0=True)
+                if isinstance(transport, VirtualTransport):
+                    psam_name = PSAM_READER.format(n=0)
+        except ReaderError as exc:
+            raise CliError(f"reader {reader!r}: {exc}") from exc
         stack.transport = transport
+        psam_conn = None
+        if psam_name is not None:
+            try:
+                psam_conn = transport.connect(psam_name, exclusive=False)
+            except ReaderError:
+                psam_conn = None  # no PSAM: the core says so when a card needs one
+        if psam_conn is not None:
+            stack.closers.append(psam_conn.disconnect)
         host_port = connect_host(url, (code, name))
         stack.closers.append(host_port.close)
-        card_port = open_card_port(transport, reader_name, psam_name)
+
+        def present() -> bool:
+            try:
+                return any(r.card_present for r in transport.readers() if r.name == reader_name)
+            except ReaderError:
+                return False
+
+        card_port = ReaderCard(lambda: transport.connect(reader_name, exclusive=False),
+                               psam_conn, present)
+        stack.closers.append(card_port.close)
+        hosts: dict[str, Any] = {code: host_port}
+        lock = threading.Lock()
+
+        def host_at(other: str) -> Any:
+            with lock:
+                if other not in hosts:
+                    from terminal.core.adapters import institution_name
+
+                    port = LedgerHost.connect(url, institution_code=other,
+                                              institution_name=institution_name(other, AREA))
+                    hosts[other] = port
+                    stack.closers.append(port.close)
+                return hosts[other]
+
+        workbench = Workbench([transport])
+        stack.closers.append(workbench.close)
         services = TerminalServices(
             card=card_port,
             host=host_port,
+            host_at=host_at,
+            counters=COUNTERS if mode == "counter" else (),
             catalogue=ShelfCatalogue.load(AREA),
             config=TerminalConfig(institution_code=code, institution_name=name,
                                   area_code=AREA),
-            workbench=Workbench([transport]),
+            workbench=workbench,
             drawer=drawer,
             card_events=transport.wait_for_event if watch else None,
             reader=reader_name,
@@ -266,29 +338,6 @@ def describe_host(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "PostgreSQL " + url.rsplit("@", 1)[-1]
     return url
-
-
-def open_real_reader(name: str) -> tuple[Any, str, str | None]:
-    """A PC/SC reader by name (``sscard readers``); its PSAM slot when it has one."""
-    from reader.errors import ReaderError
-    from reader.pcsc import PcscTransport
-
-    try:
-        transport = PcscTransport()
-        names = [r.name for r in transport.readers()]
-    except ReaderError as exc:
-        raise CliError(f"cannot list the readers ({exc}); check that pcscd runs "
-                       "(`sscard doctor`)") from exc
-    if name not in names:
-        known = ", ".join(repr(n) for n in names) or "none"
-        raise CliError(f"no reader named {name!r}; readers: {known} (or use --reader virtual)")
-    return transport, name, None
-
-
-def open_card_port(transport: Any, reader: str, psam: str | None) -> Any:
-    from terminal.core.adapters import ReaderCard
-
-    return ReaderCard.over(transport, reader, psam_reader=psam)
 
 
 @dataclass(frozen=True)

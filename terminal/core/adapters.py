@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -182,45 +181,42 @@ VIRTUAL_PREFIX = "virtual:"
 def open_card(name: str, *, psam: str | None = None) -> Iterator[Any]:
     """The :class:`~terminal.core.cardio.ReaderCard` for reader ``name``, with its PSAM.
 
-    ``name`` is ``virtual:<card image>`` (an in-process reader holding that image; the image
-    file is updated as the card is used) or the name of a PC/SC reader (pcscd, including a
-    card served through vpcd). ``psam`` is ``virtual:<psam image>`` (default: the area PSAM of
-    ``fixtures/cards``) or a PC/SC reader name holding a PSAM.
+    ``name`` is resolved by :func:`terminal.core.readers.open_reader`: ``virtual:<card
+    image>`` (an in-process reader holding that image, which is updated as the card is
+    used), ``serial:…``, or a PC/SC reader name (pcscd, including a card served through
+    vpcd). ``psam`` is ``virtual:<psam image>`` or a PC/SC reader name holding a PSAM;
+    by default a virtual reader's own PSAM slot (the area PSAM), else the fixture PSAM of
+    area 370800 in memory.
     """
-    from card.cos import VirtualCard
-    from card.errors import CardError as ImageProblem
-    from card.psam import VirtualPsam
+    from reader.base import Connection
     from reader.errors import ReaderError
-    from reader.virtual import VirtualTransport
+    from reader.virtual import PSAM_READER, VirtualTransport
+    from terminal.core import readers
     from terminal.core.cardio import ReaderCard
     from terminal.core.ports import CardFault, NoPsam
 
-    psam_name = psam or f"{VIRTUAL_PREFIX}{DEFAULT_PSAM}"
     with contextlib.ExitStack() as stack:
         try:
-            if psam is None:  # the fixture PSAM, used in memory: the repository stays as is
-                sam = VirtualPsam.from_doc(json.loads(DEFAULT_PSAM.read_text("utf-8")))
-                sam_conn = VirtualTransport.with_cards(None, sam).connect("Virtual PSAM 0")
-            elif psam_name.startswith(VIRTUAL_PREFIX):
-                sam = VirtualPsam.from_image(psam_name[len(VIRTUAL_PREFIX):])
-                sam_conn = VirtualTransport.with_cards(None, sam).connect("Virtual PSAM 0")
-            else:
-                sam_conn = _pcsc().connect(psam_name)
-        except (ImageProblem, OSError, ValueError) as exc:
-            raise NoPsam(f"cannot load the PSAM {psam_name}: {exc}") from None
+            transport, reader = readers.open_reader(name)
         except ReaderError as exc:
-            raise NoPsam(f"no PSAM in {psam_name}: {exc}") from None
+            raise CardFault(str(exc), exc.driver_code) from None
+        sam_conn: Connection
+        try:
+            slot = PSAM_READER.format(n=0)
+            if psam and psam.startswith(VIRTUAL_PREFIX):
+                sam = readers.load_psam(psam[len(VIRTUAL_PREFIX):])
+                sam_conn = VirtualTransport.with_cards(None, sam).connect(slot)
+            elif psam:
+                pcsc = readers._pcsc()
+                sam_conn = pcsc.connect(readers.match_pcsc(pcsc, psam))
+            elif isinstance(transport, VirtualTransport) and transport.card(slot) is not None:
+                sam_conn = transport.connect(slot)
+            else:
+                sam = readers.load_psam(DEFAULT_PSAM)
+                sam_conn = VirtualTransport.with_cards(None, sam).connect(slot)
+        except ReaderError as exc:
+            raise NoPsam(f"no usable PSAM ({psam or 'default'}): {exc}") from None
         stack.callback(sam_conn.disconnect)
-        if name.startswith(VIRTUAL_PREFIX):
-            try:
-                image = VirtualCard.from_image(name[len(VIRTUAL_PREFIX):])
-            except (ImageProblem, OSError, ValueError) as exc:
-                raise CardFault(f"cannot load the card image: {exc}", -1) from None
-            transport: Any = VirtualTransport.with_cards(image, None)
-            reader = "Virtual Card 0"
-        else:
-            transport = _pcsc()
-            reader = name
 
         def present() -> bool:
             return any(r.card_present for r in transport.readers() if r.name == reader)
@@ -228,9 +224,3 @@ def open_card(name: str, *, psam: str | None = None) -> Iterator[Any]:
         card = ReaderCard(lambda: transport.connect(reader), sam_conn, present)
         stack.callback(card.close)
         yield card
-
-
-def _pcsc() -> Any:
-    from reader.pcsc import PcscTransport
-
-    return PcscTransport()

@@ -35,8 +35,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar
 
 from terminal.core.common import (
@@ -184,6 +184,7 @@ class Checkout(Flow[CheckoutState]):
         self.order_no = ""
         self._pin_ok = False
         self._resume = False  # PIN asked again on a returned card, to record the sale
+        self._record_sequence: int | None = None
         self._reversal: tuple[str, str] | None = None  # (msgid, infno) awaiting 2601
         self._after_reversal: tuple[CheckoutState, Failure | None, str] | None = None
 
@@ -329,6 +330,7 @@ class Checkout(Flow[CheckoutState]):
         except CardRemovedError as exc:
             self.record_state = (
                 RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
+            self._record_sequence = exc.record_sequence
             self._pulled("while its record was being written on the card")
             return
         except CardError as exc:
@@ -532,7 +534,9 @@ class Checkout(Flow[CheckoutState]):
                          "the card again, or confirm the sale without the card record")
                 return
             expected = self._record(TxKind.SETTLEMENT)
-            found = any(expected.same_entry(r) for r in entries)
+            seq = self._record_sequence
+            found = any(expected.same_entry(r) and (seq is None or r.sequence == seq)
+                        for r in entries)
             self.record_state = RecordState.WRITTEN if found else RecordState.NOT_WRITTEN
         if self.record_state is RecordState.WRITTEN:
             self._go(C.SLIP, "the sale is on the card")

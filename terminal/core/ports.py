@@ -40,14 +40,17 @@ class CardRemovedError(CardError):
     """The card is not in the reader, or was pulled during an exchange (driver code −2).
 
     ``maybe_done`` is True when the card was pulled while a write was in flight, so the
-    write may or may not have reached the card.
+    write may or may not have reached the card; ``record_sequence`` then names the EF08
+    record the write would have created (the card's own sequence), when known.
     """
 
     driver_code = -2
 
-    def __init__(self, message: str = "the card was removed", *, maybe_done: bool = False):
+    def __init__(self, message: str = "the card was removed", *, maybe_done: bool = False,
+                 record_sequence: int | None = None):
         super().__init__(message)
         self.maybe_done = maybe_done
+        self.record_sequence = record_sequence
 
 
 class CardNotGenuine(CardError):

@@ -43,7 +43,6 @@ import random
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,7 +159,7 @@ class Terminal:
         self.rng = random.Random(cfg["seed"])
         self.url: str = cfg["url"]
         self.holders: list[dict[str, Any]] = cfg["holders"]
-        self.items: list[tuple[str, int]] = [tuple(x) for x in cfg["items"]]  # type: ignore[misc]
+        self.items: list[tuple[str, int]] = [(str(c), int(p)) for c, p in cfg["items"]]
         self.hist = open(cfg["history"], "a", encoding="utf-8")  # noqa: SIM115
         self.clients: dict[str, SimClient] = {}
         self.cards: dict[str, tuple[str, str, str]] = {
@@ -203,7 +202,7 @@ class Terminal:
             op, target = "resend", env
         deadline = time.monotonic() + within
         while True:
-            outcome, ans = self.request(op, inst, target, omsgid=env["msgid"],
+            outcome, _ = self.request(op, inst, target, omsgid=env["msgid"],
                                         oinfno=env["infno"], auto=True)
             if outcome != "unknown":
                 if op == "resend" and outcome == "ok" and env["infno"] == "8105":
@@ -473,15 +472,25 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
                 if sum(a for _, a in ps if a > 0) != parse_yuan(out["medfee_sumamt"]):
                     bad(f"settlement {msgid}: postings do not add up to the total "
                         f"{out['medfee_sumamt']} yuan")
-        if infno == "2103" and ok_any and not [e for e in eids if e.startswith("C")]:
-            bad(f"acknowledged cancel {msgid} is not in the books")
+        if infno == "2103" and ok_any:
+            if not [e for e in eids if e.startswith("C")]:
+                bad(f"acknowledged cancel {msgid} is not in the books")
+            st = settle_state.get(str(first.get("setl_id")))
+            if st != "cancelled":
+                bad(f"acknowledged cancel {msgid} of {first.get('setl_id')}: settlement is {st}")
+        if infno == "2601" and ok_any and first["op"] == "reversal" and not first.get("auto"):
+            out = ok_any[0]["out"]
+            st = settle_state.get("S" + str(first.get("omsgid")))
+            if out.get("rvs_result") in ("reversed", "already_cancelled") and st != "cancelled":
+                bad(f"acknowledged reversal {msgid} ({out.get('rvs_result')}) of "
+                    f"{first.get('omsgid')}: settlement is {st}")
         if infno == "8109" and ok_any:
             amount = first.get("amount")
-            ps = postings.get("E" + msgid)
-            if ps is None:
+            cps = postings.get("E" + msgid)
+            if cps is None:
                 bad(f"acknowledged credit {msgid} is not in the books")
-            elif amount is not None and max(a for _, a in ps) != amount:
-                bad(f"credit {msgid}: the books credited {max(a for _, a in ps)} fen, "
+            elif amount is not None and max(a for _, a in cps) != amount:
+                bad(f"credit {msgid}: the books credited {max(a for _, a in cps)} fen, "
                     f"the terminal asked {amount}")
         # 4. unknown outcomes resolved
         if unknown and not ok_any and first["op"] != "reversal":
@@ -498,6 +507,12 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
                     if st is None and eids:
                         bad(f"settlement {msgid} was reversed as never received, but has "
                             f"entries {eids}")
+            elif infno == "2103":
+                rv = [e for e in res_evs if e["op"] == "reversal" and e["outcome"] == "ok"]
+                st = settle_state.get(str(first.get("setl_id")))
+                if rv and st != "settled":
+                    bad(f"cancel {msgid} was reversed ({rv[0]['out']}) but settlement "
+                        f"{first.get('setl_id')} is {st}")
         # 5. refused requests wrote nothing
         if evs and all(e["outcome"] == "failed" for e in evs) and infno not in ("2601",):
             if eids:

@@ -63,16 +63,16 @@ class HostProcess:
         """Start the server and wait until its port accepts connections."""
         if self.alive():
             return
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "terminal", "host", "serve", "--db", self.db_url,
-                 "--listen", f"127.0.0.1:{self.port}"],
-                cwd=ROOT, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True)
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()
+        cmd = [sys.executable, "-m", "terminal", "host", "serve", "--db", self.db_url,
+               "--listen", f"127.0.0.1:{self.port}"]
+        if self.log_path is not None:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        else:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
         self.starts += 1
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -71,6 +71,11 @@ class TerminalServices:
 
     card: CardPort | None = None
     host: HostPort | None = None
+    host_at: Callable[[str], HostPort] | None = None
+    """The host as seen from another institution (a bank counter, the card office); may
+    block and raise :class:`terminal.core.ports.HostError`."""
+    counters: Sequence[tuple[str, str]] = ()
+    """(institution code, label) of the counters the service-counter screen can act as."""
     catalogue: ShelfCatalogue | None = None
     config: TerminalConfig = field(default_factory=TerminalConfig)
     issuer: CardIssuerPort | None = None

@@ -179,10 +179,14 @@ class FakeCard:
         a = self._enter("append_transaction")
         if not self.verified:  # DF04 needs the PIN (spec/card.md §3)
             raise CardFault("6982 security status not satisfied", -27010)
+        seq = len(self.log) + 1
         self.log.insert(0, TxRecord(record.kind, record.terminal, record.when,
                                     record.account_fen, record.selfpay_fen, record.fund_fen,
-                                    sequence=len(self.log) + 1))
-        self._leave(a)
+                                    sequence=seq))
+        if a == "pull_after":
+            self.pull()
+            raise CardRemovedError("the card was removed mid-command", maybe_done=True,
+                                   record_sequence=seq)
 
     def read_transactions(self) -> list[TxRecord]:
         a = self._enter("read_transactions")

@@ -145,7 +145,7 @@ def test_replay_check_directly_on_a_card_object() -> None:
     ("0.1 >> 00A4", "line 1: a command needs at least 4 bytes"),
     ("# c\n0.1 >> 00A4040G", "line 2: not hex"),
     ("x >> 00A40400", "line 1: bad time"),
-    ("0.1 == 00A40400", "line 1: expected >>, << or **"),
+    ("0.1 == 00A40400", "line 1: expected >>, <<, <~ or **"),
     ("0.1 ** Power On", "line 1: bad event"),
     ("0.1 << 90", "line 1: a response needs at least SW1 SW2"),
 ])
@@ -185,7 +185,7 @@ def test_any_exchange_round_trips_through_the_format(pairs: list[tuple[bytes, by
         w.on_command("r", cmd)
         w.on_response("r", cmd, rsp, 0.001)
     got = [(c.data, r.data) for c, r in parse_trace(buf.getvalue()).exchanges()]
-    from apdu.commands import is_secret_bearing
+    from reader.trace import is_secret as is_secret_bearing
 
     assert [(c, r) for (c, r), (gc, _) in zip(pairs, got, strict=True)
             if not is_secret_bearing(c)] == [(gc, gr) for (c, _), (gc, gr) in

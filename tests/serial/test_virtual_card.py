@@ -137,3 +137,21 @@ def test_fixture_cards_over_serial(name: str, serve_card: Serve, open_reader: Op
     conn.reset()
     assert conn.transmit(C.select_ssse()).sw == 0x9000
     assert conn.transmit(C.verify(None)).sw == 0x63C0 | tries  # reset forgets the PIN
+
+
+def test_pull_mid_verify_still_costs_the_try(serve_card: Serve, open_reader: Open) -> None:
+    """spec/card.md §7: the counter is decremented durably before the answer; a pull in
+    between must not buy an extra guess, over a serial line as anywhere."""
+    doc, _ = _issued("2.00")
+    card = VirtualCard.from_doc(doc, t0=True, faults=FaultPlan())
+    url = serve_card(card)
+    conn = open_reader(url, latency=0.25)
+    assert conn.transmit(C.select_ssse()).sw == 0x9000
+    card.faults.pull_at(0, step="pin.decremented")
+    with pytest.raises(CardRemoved):
+        conn.transmit(C.verify("000000"))
+    conn.disconnect()
+    card.insert()
+    again = open_reader(url)
+    assert again.transmit(C.select_ssse()).sw == 0x9000
+    assert again.transmit(C.verify(None)).sw == 0x63C2

@@ -1,10 +1,18 @@
 """Fixtures for the terminal UI tests: the real stack (virtual reader with the fixture cards,
-the embedded SQLite host, the transaction core) in a temporary data directory."""
+the embedded SQLite host, the transaction core) in a temporary data directory.
+
+The fixture cards are enrolled at the host with ``tests.core.hosting.enrol`` (the host has
+no "register an existing card" transaction; see that module).
+"""
 
 from __future__ import annotations
 
+import io
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,14 +20,18 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from terminal.cli.cmd_terminal import Stack, build_stack
+from terminal.cli.cmd_terminal import Stack, build_stack, prepare_data_dir
+from tests.core.hosting import Enrolled, enrol, init_host
 
 CST = timezone(timedelta(hours=8))
 FIXTURE_CARD = "zhang-san"
-"""An activated CCB card with a balance (fixtures/cards/make_fixtures.py)."""
+"""张三: an activated CCB card (fixtures/cards/make_fixtures.py)."""
 FIXTURE_PIN = "246810"
 LOCKED_CARD = "zhao-min"
-"""A card whose PIN is locked."""
+"""赵敏: a card whose PIN is locked."""
+LOCKED_PIN = "975310"
+OPENING_BALANCE = 50000
+BANK_DEPOSIT = 100000
 
 
 class FixedClock:
@@ -33,21 +45,118 @@ class FixedClock:
         return self.t
 
 
-@pytest.fixture
-def stack_factory(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    opened: list[Stack] = []
+@dataclass
+class World:
+    """A data directory with an embedded host that knows the fixture cards."""
 
-    def make(mode: str = "pharmacy", **kw: Any) -> Stack:
-        stack = build_stack(mode=mode, data_dir=tmp_path / "data", clock=FixedClock(), **kw)
-        opened.append(stack)
+    data: Path
+    url: str
+    cards: dict[str, Enrolled]
+    stacks: list[Stack] = field(default_factory=list)
+
+    def stack(self, mode: str = "pharmacy", *, host: str | None = None,
+              watch: bool = False) -> Stack:
+        stack = build_stack(mode=mode, data_dir=self.data, host=host or self.url,
+                            clock=FixedClock(), watch=watch)
+        self.stacks.append(stack)
         return stack
 
-    yield make
-    for stack in opened:
+    def run(self, fn: Callable[[Any], Any]) -> Any:
+        from ledger.store.base import open_store
+
+        store = open_store(self.url)
+        try:
+            return store.run(fn)
+        finally:
+            store.close()
+
+    def balances(self, name: str) -> tuple[int, int]:
+        """(personal medical account, bank account) of a fixture card's holder, in fen."""
+        from ledger import books
+
+        card = self.cards[name]
+        return self.run(lambda tx: (books.balance(tx, books.medical(card.psn_no)),
+                                    books.balance(tx, books.bank(card.pan))))
+
+    def books_problems(self) -> list[str]:
+        from ledger import books
+
+        return list(self.run(books.verify))
+
+    def settlements(self) -> list[tuple[Any, ...]]:
+        return list(self.run(lambda tx: tx.all(
+            "SELECT setl_id, state, acct_pay, psn_cash_pay FROM settlements")))
+
+    def card_state(self, name: str) -> str:
+        card = self.cards[name]
+        row = self.run(lambda tx: tx.one("SELECT state FROM cards WHERE card_no = ?",
+                                         (card.card_no,)))
+        return str(row[0])
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    data = tmp_path / "data"
+    cards = prepare_data_dir(data)
+    url = f"sqlite:///{data}/host.sqlite"
+    init_host(url)
+    enrolled = {name: enrol(url, cards / f"{name}.json", balance=OPENING_BALANCE,
+                            bank_deposit=BANK_DEPOSIT)
+                for name in (FIXTURE_CARD, LOCKED_CARD)}
+    w = World(data, url, enrolled)
+    yield w
+    for stack in w.stacks:
         stack.close()
 
 
-async def wait_until(pilot: Pilot[Any], check: Callable[[], bool], *, timeout: float = 10.0,
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class HostServer:
+    """``sscard host serve`` in a thread of the test process, stoppable."""
+
+    url: str
+    server: Any
+    thread: threading.Thread
+    service: Any
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.service.close()
+
+
+@pytest.fixture
+def host_server(world: World) -> Iterator[HostServer]:
+    import uvicorn
+
+    from ledger.auth import TEST_SECRET
+    from ledger.http import create_app
+    from ledger.service import HostService
+
+    service = HostService.open(world.url)
+    port = free_port()
+    config = uvicorn.Config(create_app(service, secret=TEST_SECRET), host="127.0.0.1",
+                            port=port, log_level="error", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the host server did not start")
+        time.sleep(0.02)
+    hs = HostServer(f"http://127.0.0.1:{port}", server, thread, service)
+    yield hs
+    if thread.is_alive():
+        hs.stop()
+
+
+async def wait_until(pilot: Pilot[Any], check: Callable[[], bool], *, timeout: float = 15.0,
                      what: str = "") -> None:
     """Let the app run until ``check()`` holds (bounded; workers finish in their own time)."""
     deadline = time.monotonic() + timeout
@@ -57,11 +166,21 @@ async def wait_until(pilot: Pilot[Any], check: Callable[[], bool], *, timeout: f
         await pilot.pause(0.05)
 
 
+async def wait_text(pilot: Pilot[Any], *needles: str, timeout: float = 15.0) -> str:
+    """Wait until the screen shows every one of ``needles``; returns the screen text."""
+    await wait_until(pilot, lambda: all(n in screen_text(pilot.app) for n in needles),
+                     timeout=timeout, what=" and ".join(repr(n) for n in needles))
+    return screen_text(pilot.app)
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    for ch in text:
+        await pilot.press(ch)
+
+
 def screen_text(app: Any) -> str:
     """Everything the terminal shows now (modal screens over their background), as plain
     text: the same rendering ``App.export_screenshot`` uses, exported as text."""
-    import io
-
     from rich.console import Console
 
     width, height = app.size
@@ -70,3 +189,8 @@ def screen_text(app: Any) -> str:
     console.print(app.screen._compositor.render_update(
         full=True, screen_stack=app._background_screens))
     return console.export_text(styles=False)
+
+
+def notifications(app: Any) -> list[str]:
+    """The messages of the toasts the app raised (newest last)."""
+    return [n.message for n in app._notifications]

@@ -153,12 +153,11 @@ CREATE TABLE settlements (
     entry_id          TEXT NOT NULL,
     msgid             TEXT NOT NULL,
     cancel_entry_id   TEXT,
-    setlinfo          TEXT NOT NULL,
+    setlinfo          TEXT NOT NULL,     -- '' (the answer is kept in requests)
     created_at        TEXT NOT NULL
 );
 CREATE INDEX settlements_psn ON settlements (psn_no, setl_year);
 CREATE INDEX settlements_inst_day ON settlements (fixmedins_code, day);
-CREATE INDEX settlements_cancel ON settlements (cancel_entry_id);
 
 CREATE TABLE admissions (
     mdtrt_id       TEXT PRIMARY KEY,

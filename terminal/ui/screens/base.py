@@ -30,7 +30,7 @@ class Progress(Widget):
     """One line: what the terminal is waiting for, and for how long (slow host, card)."""
 
     DEFAULT_CSS = """
-    Progress { height: 1; padding: 0 1; color: $warning; text-style: italic; }
+    Progress { height: auto; max-height: 3; padding: 0 1; color: $warning; text-style: italic; }
     Progress.-idle { color: $text-muted; text-style: none; }
     Progress.-error { color: $error; text-style: bold; }
     Progress.-ok { color: $success; text-style: bold; }

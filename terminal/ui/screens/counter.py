@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -38,6 +38,7 @@ from terminal.core.counter import (
     UnlockPin,
 )
 from terminal.core.machine import Awaiting, FailureKind
+from terminal.core.ports import HostError, HostPort
 from terminal.ui.messages import CardInserted, CardRemoved
 from terminal.ui.screens.base import FlowScreen, Progress
 from terminal.ui.widgets.pinpad import PinPad
@@ -117,12 +118,16 @@ class CounterScreen(FlowScreen):
             yield OptionList(*[Option(op.label, id=op.key) for op in OPERATIONS],
                              id="counter-ops")
             with Vertical(id="counter-form"):
+                with Horizontal(id="counter-at-row"):
+                    yield Label("counter 柜台", id="counter-at-label")
+                    yield Select(self._counter_choices(), allow_blank=False, id="counter-at",
+                                 compact=True)
                 yield Label("", id="counter-rule")
                 with VerticalScroll(id="counter-fields"):
                     yield Label(FIELD_LABELS["card_no"], id="label-card_no")
-                    yield Input(id="card_no", compact=True, placeholder="J00000017")
+                    yield Input(id="card_no", compact=True, placeholder="9 characters, e.g. J0000001…")
                     yield Label(FIELD_LABELS["certno"], id="label-certno")
-                    yield Input(id="certno", compact=True, placeholder="370802198001011235")
+                    yield Input(id="certno", compact=True, placeholder="18 characters from the ID card")
                     yield Checkbox(FIELD_LABELS["formal"], id="formal", compact=True)
                     yield Checkbox(FIELD_LABELS["holder_fault"], id="holder_fault",
                                    compact=True)
@@ -142,6 +147,13 @@ class CounterScreen(FlowScreen):
                 yield Static("", id="counter-result")
         yield Progress(id="progress")
         yield Footer(compact=True, show_command_palette=False)
+
+    def _counter_choices(self) -> list[tuple[str, str]]:
+        counters = list(self.sscard.services.counters)
+        if not counters:
+            config = self.sscard.services.config
+            counters = [(config.institution_code, config.institution_name)]
+        return [(label, code) for code, label in counters]
 
     def on_mount(self) -> None:
         status = self.query_one(StatusBar)
@@ -194,7 +206,7 @@ class CounterScreen(FlowScreen):
         self.progress.stop("")
 
     def action_read_card(self) -> None:
-        """Fill the card number and ID from the card in the reader (a balance enquiry)."""
+        """Read the card in the reader and show its balance (fills the card number)."""
         if self.busy:
             return
         self.run_operation(BY_KEY["balance"])
@@ -206,8 +218,43 @@ class CounterScreen(FlowScreen):
         self.run_operation(self.operation)
 
     def run_operation(self, op: Operation) -> None:
+        """Check the form, then connect as the chosen counter and start the operation."""
         services = self.sscard.services
-        host, card, config, clock = services.host, services.card, services.config, services.clock
+        if services.host is None:
+            self.progress.stop("not connected to a host", "error")
+            return
+        self.busy = True
+        self.progress.start(f"{op.label}: connecting as {self.counter_code}")
+        self._connect_and_run(op, self.counter_code)
+
+    @property
+    def counter_code(self) -> str:
+        value = self.query_one("#counter-at", Select).value
+        if isinstance(value, str):
+            return value
+        return self.sscard.services.config.institution_code
+
+    @work(thread=True, group="flow", exit_on_error=False)
+    def _connect_and_run(self, op: Operation, code: str) -> None:
+        services = self.sscard.services
+        host = services.host
+        if services.host_at is not None and code != services.config.institution_code:
+            try:
+                host = services.host_at(code)
+            except HostError as exc:
+                self.app.call_from_thread(self._not_started, f"cannot act as counter {code}: "
+                                          f"{exc.message}")
+                return
+        self.app.call_from_thread(self._build_and_start, op, host)
+
+    def _not_started(self, message: str) -> None:
+        self.busy = False
+        self.progress.stop(message, "error")
+
+    def _build_and_start(self, op: Operation, host: HostPort | None) -> None:
+        self.busy = False
+        services = self.sscard.services
+        card, config, clock = services.card, services.config, services.clock
         if host is None:
             self.progress.stop("not connected to a host", "error")
             return

@@ -230,6 +230,7 @@ class HospitalScreen(FlowScreen):
     def ask_pin(self, flow: Discharge) -> None:
         total = flow.trial.total - flow.trial.fund if flow.trial else 0
         problem = flow.message if flow.message.startswith("wrong PIN") else ""
+        self.progress.stop("waiting for the PIN 等待输入密码", "idle")
 
         def entered(pin: str | None) -> None:
             current = self.flow

@@ -154,7 +154,7 @@ class WorkbenchScreen(Screen[None]):
         try:
             exchange = self.bench.send(text)
         except WorkbenchError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            self.app.call_from_thread(self.query_one(ApduConsole).show_error, str(exc))
             return
         self.app.call_from_thread(self._show_exchange, exchange)
 
@@ -210,7 +210,9 @@ class WorkbenchScreen(Screen[None]):
             self.notify(f"recording to {path}: F5 again stops")
         else:
             count = bench.stop_recording()
-            self.notify(f"saved {count} trace records to {self.sscard.last_trace}")
+            message = f"saved {count} trace records to {self.sscard.last_trace}"
+            self.notify(message)
+            self.query_one(TracePanel).note(message)
         self.refresh_status()
 
     def action_replay(self) -> None:
@@ -248,7 +250,9 @@ class WorkbenchScreen(Screen[None]):
     def _replayed(self, report: ReplayReport) -> None:
         self.notify(str(report), severity="information" if report.ok else "warning",
                     timeout=10)
-        self.query_one(TabbedContent).active = "tab-trace"
+        self.query_one(TracePanel).note(f"replay: {report}",
+                                        "bold green" if report.ok else "bold red")
+        self.action_trace()
 
     def feed_trace(self, line: TraceLine) -> None:
         self.query_one(TracePanel).feed(line)

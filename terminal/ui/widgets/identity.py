@@ -12,6 +12,11 @@ from textual.widgets import Static
 from terminal.core.ports import HolderIdentity
 from terminal.ui.widgets.photo import PhotoView
 
+ETHNICITIES = {"01": "汉族 Han", "02": "蒙古族 Mongol", "03": "回族 Hui", "04": "藏族 Tibetan",
+               "05": "维吾尔族 Uyghur", "06": "苗族 Miao", "08": "壮族 Zhuang",
+               "10": "朝鲜族 Korean", "11": "满族 Manchu", "99": "其他 other"}
+"""Codes of EF06 tag 0B (GB 3304) most often met; others are shown as the code."""
+
 
 def _identity_table(identity: HolderIdentity | None, note: str) -> Table | Text:
     if identity is None:
@@ -25,7 +30,7 @@ def _identity_table(identity: HolderIdentity | None, note: str) -> Table | Text:
     birth = identity.birth_date.strftime("%Y-%m-%d") if identity.birth_date else "-"
     grid.add_row("born 出生日期", birth)
     if identity.ethnicity:
-        grid.add_row("ethnicity 民族", identity.ethnicity)
+        grid.add_row("ethnicity 民族", ETHNICITIES.get(identity.ethnicity, identity.ethnicity))
     if note:
         grid.add_row("", Text(note, style="bold yellow"))
     return grid

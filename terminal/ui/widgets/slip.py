@@ -15,7 +15,7 @@ class SlipPreview(ModalScreen[str | None]):
     """Shows ``text`` (the slip) as printed; dismisses with ``"new"`` or ``"save"`` or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter,f7", "new_sale", "New sale"),
+        Binding("escape,enter,f7", "new_sale", "Done"),
         Binding("f8", "save", "Save slip"),
     ]
 

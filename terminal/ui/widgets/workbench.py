@@ -89,6 +89,13 @@ class ApduConsole(Widget):
                 data.add_leaf(exchange.data.hex(" ").upper())
         tree.root.expand()
 
+    def show_error(self, message: str) -> None:
+        """Show why a command was not sent (or got no answer) where the answer would be."""
+        tree = self.query_one("#decoded", Tree)
+        tree.clear()
+        tree.root.add_leaf(Text(message, style="bold red"))
+        tree.root.expand()
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if 0 <= event.cursor_row < len(self.exchanges):
             self.show(self.exchanges[event.cursor_row])
@@ -186,6 +193,10 @@ class TracePanel(RichLog):
     def feed(self, line: TraceLine) -> None:
         """Queue a line (safe from any thread)."""
         self._pending.append(line)
+
+    def note(self, message: str, style: str = "bold") -> None:
+        """Write a line of the workbench's own (a replay report, a recording saved)."""
+        self.write(Text(message, style=style))
 
     def _drain(self) -> None:
         while self._pending:

@@ -1,0 +1,252 @@
+"""``sscard card serve``: put a virtual card in a reader every PC/SC program sees.
+
+Over vpcd (default): the card connects to pcscd's vpcd driver (spec/pcsc-lab.md), slot 0 =
+``Virtual PCD 00 00`` on 127.0.0.1:35963, slot 1 = ``Virtual PCD 00 01`` on 35964. Several
+FILEs are served on consecutive slots. Over a serial line (``--serial URL``) the card
+answers as a card in a serial reader (:mod:`reader.serial_device`).
+
+While serving, lines on standard input control the card: ``remove [N]``, ``insert [N]``,
+``status``, ``quit``. Ctrl-C (or SIGTERM) removes the cards cleanly and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from apdu.iface import CardLike
+from reader.echo import EchoCard
+from reader.trace import TraceWriter
+from reader.vpcd import VpcdServer, parse_endpoint
+from terminal.cli import CliError
+
+FMT = argparse.RawDescriptionHelpFormatter
+
+EPILOG = """examples:
+  sscard card serve fixtures/cards/zhang-san.json            card in 'Virtual PCD 00 00'
+  sscard card serve a.json b.json                            two cards, slots 0 and 1
+  sscard card serve fixtures/cards/psam-370800.json --slot 1 a PSAM in 'Virtual PCD 00 01'
+  sscard card serve card.json --vpcd 10.0.0.5:35963          vpcd of another machine
+  sscard card serve --echo                                   the echo card (benchmarks)
+  sscard card serve --replay fixtures/reader/wang-wu-read.trace   a card simulated by a trace
+  sscard card serve card.json --serial rfc2217://0.0.0.0:7000
+  then: pcsc_scan · opensc-tool -r 0 -a · scriptor -r 'Virtual PCD 00 00' · sscard read
+
+while serving, type on standard input: remove [N] | insert [N] | status | quit
+"""
+
+
+def register(card_subparsers: Any) -> None:
+    p = card_subparsers.add_parser(
+        "serve", help="serve a card image to pcscd (vpcd) or on a serial line",
+        description="Serve virtual card images so that every PC/SC program on the machine "
+                    "sees them: each card connects to pcscd's vpcd driver (the card is "
+                    "inserted while connected). The card image file is the card: PIN "
+                    "counters and writes are saved to it.",
+        epilog=EPILOG, formatter_class=FMT)
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="card or PSAM image(s) (JSON/TOML); several go to consecutive slots")
+    p.add_argument("--vpcd", nargs="?", const="", default=None, metavar="HOST:PORT",
+                   help="vpcd endpoint of slot 0 (default 127.0.0.1:35963)")
+    p.add_argument("--slot", type=int, default=0, help="first vpcd slot (port offset, default 0)")
+    p.add_argument("--serial", metavar="URL", help="serve on a serial line instead "
+                   "(rfc2217://HOST:PORT or pty)")
+    p.add_argument("--echo", action="store_true", help="serve the minimal echo card")
+    p.add_argument("--replay", type=Path, metavar="TRACE",
+                   help="serve a simulated card answering from a recorded trace")
+    p.add_argument("--remove-after", type=float, metavar="S",
+                   help="remove the card(s) after S seconds and exit")
+    p.add_argument("--insert-after", type=float, default=0.0, metavar="S",
+                   help="wait S seconds before inserting")
+    p.add_argument("--trace", type=Path, metavar="FILE",
+                   help="record the card-side APDU trace (PINs masked)")
+    p.add_argument("--no-quickack", action="store_true",
+                   help="do not set TCP_QUICKACK (shows vpcd's 44 ms delayed-ACK trap)")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
+    p.set_defaults(func=cmd_serve)
+
+
+def load_served(path: Path) -> tuple[CardLike, str]:
+    """A card or PSAM image as a T=0 card object (vpcd does no T=0 work) and a label."""
+    try:
+        head = json.loads(path.read_text(encoding="utf-8")) if path.suffix != ".toml" else {}
+    except FileNotFoundError:
+        raise CliError(f"{path} does not exist; give a card image "
+                       "(e.g. fixtures/cards/zhang-san.json)") from None
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {path}: {exc}") from None
+    try:
+        from card.errors import CardError
+
+        if isinstance(head, dict) and head.get("format") == "sscard-psam":
+            from card.psam import VirtualPsam
+
+            return VirtualPsam.from_image(path, t0=True), f"PSAM {path.name}"
+        from card.cos import VirtualCard
+
+        card = VirtualCard.from_image(path, t0=True)
+        ident = head.get("identity", {}) if isinstance(head, dict) else {}
+        return card, f"{ident.get('name', path.name)} {ident.get('card_number', '')}".strip()
+    except CardError as exc:
+        raise CliError(f"{path}: {exc}") from None
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        print(text, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cards: list[tuple[CardLike, str]] = []
+    if args.echo:
+        cards.append((EchoCard(), "echo card"))
+    if args.replay:
+        from reader.trace import TraceFormatError, TraceReplayCard
+
+        try:
+            cards.append((TraceReplayCard.from_file(args.replay), f"trace {args.replay.name}"))
+        except TraceFormatError as exc:
+            raise CliError(f"{exc}") from None
+    cards += [load_served(Path(f)) for f in args.files]
+    if not cards:
+        raise CliError("nothing to serve: give a card image FILE (or --echo, --replay TRACE)")
+    if args.serial:
+        if args.vpcd is not None:
+            raise CliError("choose --vpcd or --serial, not both")
+        if len(cards) != 1:
+            raise CliError("a serial line carries one card; give one FILE")
+        return _serve_serial(args, cards[0])
+    return _serve_vpcd(args, cards)
+
+
+def _serve_serial(args: argparse.Namespace, served: tuple[CardLike, str]) -> int:
+    try:
+        from reader import serial_device
+    except ImportError:
+        raise CliError("serial serving is not available in this installation") from None
+    stop = threading.Event()
+    card, label = served
+    if args.remove_after:
+        threading.Timer(args.remove_after, stop.set).start()
+    try:
+        serial_device.serve(card, args.serial, stop,
+                            on_ready=lambda where: _say(args, f"serving {label} on {where}"))
+    except KeyboardInterrupt:
+        stop.set()
+    except (ValueError, OSError) as exc:
+        raise CliError(f"cannot serve on {args.serial}: {exc}") from None
+    _say(args, "card removed")
+    return 0
+
+
+def _serve_vpcd(args: argparse.Namespace, cards: list[tuple[CardLike, str]]) -> int:
+    try:
+        host, port = parse_endpoint(args.vpcd, args.slot)
+    except ValueError as exc:
+        raise CliError(f"{exc}") from None
+    writer = TraceWriter(args.trace) if args.trace else None
+    servers = []
+    for i, (card, label) in enumerate(cards):
+        observers = [writer] if writer is not None else []
+        server = VpcdServer(card, host, port + i, inserted=not args.insert_after,
+                            quickack=not args.no_quickack, observers=observers)
+        servers.append((server, label))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    with contextlib.suppress(ValueError):  # not in the main thread (tests)
+        signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for server, label in servers:
+            server.start()
+            slot = server.port - 35963
+            where = f"Virtual PCD 00 {slot:02d}" if 0 <= slot < 100 else "vpcd"
+            _say(args, f"serving {label} on vpcd {server.host}:{server.port} ({where})")
+        if args.insert_after:
+            if stop.wait(args.insert_after):
+                return 0
+            for server, _ in servers:
+                server.insert()
+        _watch_connection(args, servers, stop)
+        threading.Thread(target=_control, args=(args, servers, stop), daemon=True).start()
+        deadline = time.monotonic() + args.remove_after if args.remove_after else None
+        while not stop.wait(0.2):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server, _ in servers:
+            server.stop()
+        if writer is not None:
+            writer.close()
+    _say(args, "card removed" if len(servers) == 1 else "cards removed")
+    return 0
+
+
+def _watch_connection(args: argparse.Namespace, servers: list[tuple[VpcdServer, str]],
+                      stop: threading.Event) -> None:
+    """Tell the user when vpcd cannot be reached (pcscd down); keep retrying meanwhile."""
+
+    def watch() -> None:
+        warned = False
+        while not stop.is_set():
+            waiting = [s for s, _ in servers if s.inserted and not s.connected]
+            if waiting and not warned and stop.wait(2.0) is False:
+                still = [s for s in waiting if s.inserted and not s.connected]
+                if still:
+                    print(f"waiting for vpcd at {still[0].host}:{still[0].port} "
+                          f"({still[0].last_error or 'no answer'}); is pcscd running with "
+                          "vsmartcard-vpcd? (`sscard doctor`) — retrying", file=sys.stderr,
+                          flush=True)
+                    warned = True
+            elif not waiting:
+                warned = False
+                stop.wait(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _control(args: argparse.Namespace, servers: list[tuple[VpcdServer, str]],
+             stop: threading.Event) -> None:
+    """Commands on standard input: remove [N] | insert [N] | status | quit."""
+    for line in sys.stdin:
+        words = line.split()
+        if not words:
+            continue
+        cmd, rest = words[0].lower(), words[1:]
+        try:
+            chosen = [servers[int(rest[0])]] if rest else servers
+        except (ValueError, IndexError):
+            print(f"no card {rest[0]!r}; cards 0..{len(servers) - 1}", file=sys.stderr)
+            continue
+        if cmd in ("remove", "r"):
+            for server, label in chosen:
+                server.remove()
+                _say(args, f"removed {label}")
+        elif cmd in ("insert", "i"):
+            for server, label in chosen:
+                card_insert = getattr(server.card, "insert", None)
+                if callable(card_insert):
+                    card_insert()  # a card pulled by fault injection goes back in too
+                server.insert()
+                _say(args, f"inserted {label}")
+        elif cmd == "status":
+            for server, label in chosen:
+                state = "connected" if server.connected else (
+                    "waiting for vpcd" if server.inserted else "removed")
+                print(f"{label}: {state}, {server.apdus} APDUs", flush=True)
+        elif cmd in ("quit", "q", "exit"):
+            stop.set()
+            return
+        else:
+            print("commands: remove [N] | insert [N] | status | quit", file=sys.stderr)

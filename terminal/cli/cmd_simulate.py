@@ -1,0 +1,116 @@
+"""``sscard simulate``: the city simulator, the bank test and the power-cut campaign.
+
+* ``sscard simulate --terminals N --minutes M`` plays a day of the seed city
+  (:mod:`terminal.sim.city`: host-level load through signed HTTP clients; the card is
+  modelled, not emulated) and prints a closing report;
+* ``sscard simulate --bank-test --minutes M`` runs the Jepsen-style bank test
+  (:mod:`terminal.sim.banktest`) on SQLite and PostgreSQL;
+* ``sscard simulate --power-cut --runs N`` runs the card power-cut campaign
+  (:mod:`terminal.sim.powercut`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from terminal.cli import CliError
+
+EPILOG = """examples:
+  sscard simulate --terminals 8 --minutes 2
+        a two-minute city day with 8 terminals on a private host (SQLite)
+  sscard simulate --terminals 4 --minutes 1 --host http://127.0.0.1:8700
+        load an existing host (populated with sscard host populate)
+  sscard simulate --bank-test --minutes 5
+        the bank test: terminals, host kills, a checker of the books (SQLite and PostgreSQL)
+  sscard simulate --power-cut --runs 5000
+        power cut at a random step of VERIFY / CHANGE PIN / PIN RELOAD, 5000 runs per cipher
+"""
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "simulate", help="city simulator, bank test, power-cut campaign",
+        description="Play a day of Jining's pharmacies and hospitals against a host, or run "
+                    "the bank test (--bank-test) or the card power-cut campaign (--power-cut).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--bank-test", action="store_true",
+                      help="run the Jepsen-style bank test instead of the city")
+    mode.add_argument("--power-cut", action="store_true",
+                      help="run the card power-cut campaign instead of the city")
+    p.add_argument("--terminals", type=int, default=4,
+                   help="terminals (city) or terminal processes (bank test, 1..10)")
+    p.add_argument("--minutes", type=float, default=1.0, help="how long to run")
+    p.add_argument("--host", default=None, help="an existing host (http://HOST:PORT); default: "
+                   "start a private one")
+    p.add_argument("--db", default=None,
+                   help="database of the private host (default: a temporary SQLite file)")
+    p.add_argument("--holders", type=int, default=2000, help="card holders to draw from")
+    p.add_argument("--seed", type=int, default=None, help="random seed (replay)")
+    p.add_argument("--think", type=float, default=0.02,
+                   help="mean pause between visits per terminal, seconds (0 = flat out)")
+    p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both",
+                   help="bank test: which store")
+    p.add_argument("--runs", type=int, default=5000, help="power-cut campaign: runs per cipher")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write the report as JSON to FILE")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.minutes <= 0:
+        raise CliError("--minutes must be positive")
+    if args.power_cut:
+        return _power_cut(args)
+    if args.bank_test:
+        return _bank_test(args)
+    return _city(args)
+
+
+def _city(args: argparse.Namespace) -> int:
+    from terminal.sim.city import simulate
+
+    if args.terminals < 1:
+        raise CliError("--terminals must be at least 1")
+    if args.holders < 1 or args.holders > 4_000_000:
+        raise CliError("--holders must be 1..4000000")
+    try:
+        report = simulate(terminals=args.terminals, seconds=args.minutes * 60, host=args.host,
+                          db=args.db, holders=args.holders, seed=args.seed or 0,
+                          think=max(0.0, args.think))
+    except ValueError as exc:
+        raise CliError(f"{exc}; use fewer terminals") from None
+    print(report.text())
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n",
+                             "utf-8")
+    return 0
+
+
+def _bank_test(args: argparse.Namespace) -> int:
+    from terminal.sim import banktest
+    from terminal.sim.hostproc import ProcessError
+
+    if not 1 <= args.terminals <= banktest.MAX_WORKERS:
+        raise CliError(f"--terminals must be 1..{banktest.MAX_WORKERS} for the bank test")
+    ns = argparse.Namespace(backend=args.backend, workers=args.terminals,
+                            holders=min(args.holders, 200), seed=args.seed, no_nemesis=False,
+                            keep=False, json=False)
+    try:
+        rc = banktest.run_cli(ns, args.minutes * 60)
+    except ProcessError as exc:
+        raise CliError(f"{exc}") from None
+    return rc
+
+
+def _power_cut(args: argparse.Namespace) -> int:
+    from terminal.sim import powercut
+
+    if args.runs < 1:
+        raise CliError("--runs must be at least 1")
+    ns = argparse.Namespace(runs=args.runs, seed=args.seed, algorithm="both", dir=None,
+                            json=False)
+    return powercut.run_cli(ns)

@@ -1,0 +1,126 @@
+"""A counter station for end-to-end tests: copies of the fixture cards in an in-process
+virtual reader, the fixture PSAM in a second reader, an embedded SQLite host with the
+holders enrolled, and a flaky transport to lose host answers on purpose (tests only)."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from card.cos import VirtualCard
+from card.psam import VirtualPsam
+from ledger.client import HostClient, LocalTransport
+from ledger.errors import Unavailable
+from ledger.service import HostService
+from reader.virtual import VirtualTransport
+from terminal.core.adapters import LedgerHost
+from terminal.core.cardio import ReaderCard
+from tests.core import hosting
+
+PINS = {"zhang-san": "246810", "li-si": "123456", "wang-wu": "135790", "maimaiti": "112233",
+        "zhao-min": "975310"}
+CAST = tuple(PINS)
+USER = "Virtual Card 0"
+PSAM = "Virtual PSAM 0"
+
+
+class FlakyTransport:
+    """Loses host answers as planned per infno: ``before`` (the request never arrives) or
+    ``after`` (applied, the answer is lost)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.plan: dict[str, list[str]] = {}
+        self.sent: list[str] = []
+
+    def lose(self, infno: str, *how: str) -> None:
+        self.plan.setdefault(infno, []).extend(how)
+
+    def send(self, envelope: dict[str, Any], timeout: float) -> dict[str, Any]:
+        infno = envelope["infno"]
+        self.sent.append(infno)
+        todo = self.plan.get(infno)
+        how = todo.pop(0) if todo else None
+        if how == "before":
+            raise Unavailable("no answer from the host (test: request lost)")
+        answer: dict[str, Any] = self.inner.send(envelope, timeout)
+        if how == "after":
+            raise Unavailable("no answer from the host (test: answer lost)")
+        return answer
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass
+class Station:
+    root: Path
+    url: str
+    images: dict[str, Path]
+    enrolled: dict[str, hosting.Enrolled]
+    transport: VirtualTransport = field(default_factory=VirtualTransport)
+    cards: dict[str, VirtualCard] = field(default_factory=dict)
+    flaky: list[FlakyTransport] = field(default_factory=list)
+    _opened: list[Any] = field(default_factory=list)
+    _psam: Any = None
+    _card: ReaderCard | None = None
+
+    @classmethod
+    def build(cls, root: Path, cast: tuple[str, ...] = CAST, **money: int) -> Station:
+        images = hosting.copy_fixtures(root, *cast)
+        url = f"sqlite:///{root}/host.db"
+        hosting.init_host(url)
+        enrolled = {n: hosting.enrol(url, images[n], **money) for n in cast}
+        st = cls(root, url, images, enrolled)
+        st.transport.add_reader(USER)
+        st.transport.add_reader(PSAM, VirtualPsam.from_image(images["psam-370800"]))
+        return st
+
+    def insert(self, who: str) -> VirtualCard:
+        card = self.cards.get(who) or VirtualCard.from_image(self.images[who])
+        self.cards[who] = card
+        card.insert()
+        self.transport.insert(card, USER)
+        return card
+
+    def pull(self) -> None:
+        self.transport.remove(USER)
+
+    def reader_card(self) -> ReaderCard:
+        """The card port of this station (the previous one, if any, lets go of the card)."""
+        if self._psam is None:
+            self._psam = self.transport.connect(PSAM)
+        if self._card is not None:
+            self._card.close()
+
+        def present() -> bool:
+            return any(r.card_present for r in self.transport.readers() if r.name == USER)
+
+        self._card = ReaderCard(lambda: self.transport.connect(USER), self._psam, present)
+        return self._card
+
+    def host(self, code: str = hosting.OFFICE, *, flaky: bool = False) -> LedgerHost:
+        service = HostService.open(self.url)
+        transport: Any = LocalTransport(service, own=True)
+        if flaky:
+            transport = FlakyTransport(transport)
+            self.flaky.append(transport)
+        client = HostClient(transport, fixmedins_code=code, fixmedins_name=code, timeout=2.0)
+        host = LedgerHost(client)
+        self._opened.append(host)
+        return host
+
+    def balances(self, who: str) -> tuple[int, int]:
+        e = self.enrolled[who]
+        return hosting.balances(self.url, e.psn_no, e.pan)
+
+    def close(self) -> None:
+        if self._card is not None:
+            self._card.close()
+        for thing in reversed(self._opened):
+            # closing test scaffolding must not mask the test's outcome
+            with contextlib.suppress(Exception):
+                (thing.close if hasattr(thing, "close") else thing.disconnect)()
+        self._opened.clear()

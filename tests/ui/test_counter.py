@@ -1,0 +1,119 @@
+"""Pilot tests of the service counter on the real stack: PIN unlock with the ID check (C3),
+loss report (L1), the refusals (wrong ID number, wrong counter, dead host), the PIN change
+on the PIN pad (C2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Input, OptionList, Select
+
+from terminal.ui.app import SscardApp
+from terminal.ui.screens.counter import OPERATIONS
+from terminal.ui.widgets.pinpad import PinPad
+from tests.ui.conftest import (
+    FIXTURE_CARD,
+    FIXTURE_PIN,
+    LOCKED_CARD,
+    LOCKED_PIN,
+    HostServer,
+    World,
+    screen_text,
+    type_text,
+    wait_text,
+    wait_until,
+)
+
+CCB = "B37080000CCB"
+
+
+async def choose(pilot: Any, app: SscardApp, key: str, counter: str = CCB) -> None:
+    app.screen.query_one("#counter-at", Select).value = counter
+    ops = app.screen.query_one("#counter-ops", OptionList)
+    ops.focus()
+    ops.highlighted = [op.key for op in OPERATIONS].index(key)
+    await pilot.pause(0.1)
+
+
+def fill(app: SscardApp, **values: str) -> None:
+    for name, value in values.items():
+        app.screen.query_one(f"#{name}", Input).value = value
+
+
+async def test_pin_unlock_needs_the_id_and_unlocks_the_card(world: World) -> None:
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None and stack.services.card is not None
+    stack.services.drawer.insert(LOCKED_CARD)
+    assert stack.services.card.pin_tries_left() == 0
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "unlock_pin")
+        assert "ID card required" in screen_text(app)
+        fill(app, certno=world.cards[LOCKED_CARD].ssn)
+        await pilot.press("f8")
+        text = await wait_text(pilot, "PIN unlocked", "free of charge")
+        assert "办理成功" in text
+    # the card counts three tries again and the old PIN works (UNBLOCK keeps it)
+    assert stack.services.card.pin_tries_left() == 3
+    stack.services.card.verify_pin(LOCKED_PIN)
+
+
+async def test_pin_unlock_with_another_persons_id_is_refused(world: World) -> None:
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None and stack.services.card is not None
+    stack.services.drawer.insert(LOCKED_CARD)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "unlock_pin")
+        fill(app, certno=world.cards[FIXTURE_CARD].ssn)
+        await pilot.press("f8")
+        await wait_text(pilot, "does not match the card", "own ID card")
+    assert stack.services.card.pin_tries_left() == 0
+
+
+async def test_loss_report_blocks_the_card_at_the_host(world: World) -> None:
+    card = world.cards[FIXTURE_CARD]
+    stack = world.stack("counter")
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "report_loss")
+        fill(app, card_no=card.card_no)
+        await pilot.press("f8")
+        await wait_text(pilot, "missing", "ID number")  # the ID card is required (L1)
+        fill(app, certno=card.ssn)
+        await pilot.press("f8")
+        await wait_text(pilot, "reported lost", "nobody can pay")
+    assert world.card_state(FIXTURE_CARD) == "loss_temp"
+
+
+async def test_pin_change_on_the_pin_pad(world: World) -> None:
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None and stack.services.card is not None
+    stack.services.drawer.insert(FIXTURE_CARD)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "change_pin")
+        await pilot.press("f8")
+        for pin in (FIXTURE_PIN, "135246", "135246"):
+            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+            await type_text(pilot, pin)
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+        await wait_text(pilot, "PIN changed")
+    stack.services.card.verify_pin("135246")
+
+
+async def test_counter_with_a_dead_host_says_so(world: World, host_server: HostServer) -> None:
+    card = world.cards[FIXTURE_CARD]
+    stack = world.stack("counter", host=host_server.url)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        host_server.stop()
+        await choose(pilot, app, "report_loss", counter="S37080000001")
+        fill(app, card_no=card.card_no, certno=card.ssn)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: "unreachable" in screen_text(app)
+                         or "did not answer" in screen_text(app), what="the host failure")
+        text = screen_text(app)
+        assert "try again" in text and "Traceback" not in text
+    assert world.card_state(FIXTURE_CARD) == "activated"

@@ -1,0 +1,148 @@
+"""Pilot tests of the pharmacy checkout on the real stack (seed rules U1, U4, U5, C2, C3, L1):
+what the screen shows, and what the books hold afterwards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.widgets import Input
+
+from ledger.client import HostClient
+from terminal.ui.app import SscardApp
+from terminal.ui.widgets.card_panel import CardPanel
+from terminal.ui.widgets.pinpad import PinPad
+from terminal.ui.widgets.slip import SlipPreview
+from tests.ui.conftest import (
+    FIXTURE_CARD,
+    FIXTURE_PIN,
+    LOCKED_CARD,
+    OPENING_BALANCE,
+    HostServer,
+    World,
+    screen_text,
+    type_text,
+    wait_text,
+    wait_until,
+)
+
+AMOXICILLIN = "阿莫西林胶囊"  # 12.50 yuan, class 甲, pinyin AMXLJN
+
+
+async def start_sale(pilot: Any, world: World, app: SscardApp, card: str = FIXTURE_CARD) -> None:
+    """Insert ``card`` with the F9 drawer, wait for the holder, add 2 × amoxicillin."""
+    await pilot.press("f9")
+    await wait_text(pilot, f"insert {card}")
+    names = [c for c in app.services.drawer.state().cards] if app.services.drawer else []
+    for _ in range(names.index(card)):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: app.screen.query_one(CardPanel).balance_fen is not None
+                     or "refused" in screen_text(app) or "lost" in screen_text(app),
+                     what="the holder on the card panel")
+
+
+async def add_amoxicillin(pilot: Any, app: SscardApp, qty: int = 2) -> None:
+    await pilot.press("f2")
+    await type_text(pilot, f"{qty}*amxl")  # quantity prefix and pinyin initials
+    await wait_text(pilot, AMOXICILLIN, "甲")
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: app.screen.flow is not None
+                     and len(app.screen.flow.cart) == 1, what="the cart line")
+
+
+async def test_a_sale_shows_the_slip_with_the_balance_and_books_it(world: World) -> None:
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_text(pilot, "请插卡")
+        await start_sale(pilot, world, app)
+        text = await wait_text(pilot, "张三", "¥500.00", "370802********1235")
+        assert "职工医保" in text  # insurance type 310
+        await add_amoxicillin(pilot, app)
+        await wait_text(pilot, "25.00")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        text = await wait_text(pilot, "tries left", "¥25.00")
+        await type_text(pilot, FIXTURE_PIN)
+        assert FIXTURE_PIN not in screen_text(app)  # masked: ● only
+        assert "● ● ● ● ● ●" in screen_text(app)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
+        slip = await wait_text(pilot, "SETTLEMENT SLIP", "账户余额")
+        assert AMOXICILLIN in slip and "J00****17" in slip
+        balance_line = next(ln for ln in slip.splitlines() if "账户余额" in ln)
+        assert "475.00" in balance_line
+    # the books: the personal account paid 25.00, nothing else moved, every entry balances
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE - 2500, 100000)
+    assert [(s[1], s[2]) for s in world.settlements()] == [("settled", 2500)]
+    assert world.books_problems() == []
+
+
+async def test_three_wrong_pins_lock_the_card_and_nothing_is_charged(world: World) -> None:
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app, qty=1)
+        await pilot.press("f8")
+        for tries_left in (3, 2, 1):
+            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+            await wait_text(pilot, f"剩余次数 {tries_left}")
+            await type_text(pilot, "000000")
+            await pilot.press("enter")
+            if tries_left > 1:
+                await wait_text(pilot, f"wrong PIN: {tries_left - 1}")
+        text = await wait_text(pilot, "PIN locked", "bank counter", "ID card")
+        assert "free of charge" in text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, PinPad), what="pad closed")
+        assert app.screen.query_one(CardPanel).state == "pin_locked"
+        assert "nothing was charged" in screen_text(app) or "locked" in screen_text(app)
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
+    assert world.settlements() == []
+
+
+async def test_a_locked_card_is_refused_before_the_pin(world: World) -> None:
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app, card=LOCKED_CARD)
+        await add_amoxicillin(pilot, app, qty=1)
+        await pilot.press("f8")
+        await wait_text(pilot, "PIN locked", "bank counter")
+    assert world.settlements() == []
+
+
+async def test_a_card_reported_lost_cannot_pay(world: World) -> None:
+    card = world.cards[FIXTURE_CARD]
+    with HostClient.connect(world.url, fixmedins_code="B37080000CCB") as bank:
+        bank.call("8103", {"data": {"card_no": card.card_no, "certno": card.ssn,
+                                    "loss_type": "1"}})
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        text = await wait_text(pilot, "reported lost")
+        assert "F7 new sale" in text
+        # the sale cannot go on: searching and adding is refused
+        await pilot.press("f2")
+        await type_text(pilot, "amxl")
+        await pilot.press("enter")
+        assert app.screen.flow is not None and app.screen.flow.finished
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
+    assert world.settlements() == []
+
+
+async def test_a_dead_host_is_reported_and_nothing_is_charged(
+        world: World, host_server: HostServer) -> None:
+    stack = world.stack("pharmacy", host=host_server.url)
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        host_server.stop()
+        await start_sale(pilot, world, app)
+        text = await wait_text(pilot, "unreachable")
+        assert "nothing was charged" in text or "try again" in text
+        assert "Traceback" not in text
+        assert app.screen.query_one("#search", Input) is not None
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
+    assert world.settlements() == []
