@@ -21,6 +21,7 @@ Run: ``python -m bench.ledger_bench [--quick] [--large N] [--no-pg]``; writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -97,7 +98,7 @@ def _summary(xs: list[float]) -> dict[str, float]:
 def _rows_written(store: Store) -> int:
     def q(tx: Any) -> int:
         n = 0
-        for t in ("requests", "settlements", "entries", "postings"):
+        for t in ("requests", "answers", "settlements", "entries", "postings"):
             n += int(tx.one(f"SELECT COUNT(*) FROM {t}")[0])
         n += int(tx.one("SELECT COUNT(*) FROM postings WHERE account_id LIKE 'medical:%' "
                         "OR account_id LIKE 'bank:%'")[0])   # guarded balance updates
@@ -195,11 +196,13 @@ def sqlite_figures(quick: bool, large: int) -> dict[str, Any]:
             bares.append(bare)
             rows_seen.append(rows)
         ratios = [r / b for r, b in zip(rates, bares, strict=True)]
-        # latency: 10 000 cards vs a large population, same number of settlements each
-        _, lat_small, _ = _settle_run(small, 10_000, n, seed=13)
+        # latency: 10 000 cards vs a large population, interleaved rounds (drift-fair)
         big = _fresh_copy(_prepared_sqlite(large, cache=True), work)
         _settle_run(big, large, 200, seed=14)
-        _, lat_big, _ = _settle_run(big, large, n, seed=15)
+        lat_small, lat_big = [], []
+        for rep in range(rounds):
+            lat_small += _settle_run(small, 10_000, n // rounds, seed=200 + rep)[1]
+            lat_big += _settle_run(big, large, n // rounds, seed=300 + rep)[1]
         ls, lb = _summary(lat_small), _summary(lat_big)
         return {
             "settlements_per_s": statistics.median(rates),
@@ -243,10 +246,8 @@ def _pgbench(url: str, clients: int, seconds: int, scale: int) -> float:
     exe = _pg_bin("pgbench")
     with psycopg.connect(url, autocommit=True) as conn:
         row = None
-        try:
+        with contextlib.suppress(psycopg.Error):
             row = conn.execute("SELECT COUNT(*) FROM pgbench_branches").fetchone()
-        except psycopg.Error:
-            pass
     if row is None or int(row[0]) != scale:
         subprocess.run([exe, "-i", "-q", "-s", str(scale), url], check=True,
                        capture_output=True, timeout=600)

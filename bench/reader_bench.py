@@ -5,7 +5,8 @@
 
 1. **APDU round trip through pyscard → pcscd → vpcd → served card.** The social security card
    (``fixtures/cards/zhang-san.json``, T=0) on vpcd slot 1 against the minimal echo card
-   (:mod:`reader.echo`) on slot 0, measured alternately in blocks in the same run. The card
+   (:mod:`reader.echo`) on slot 0, both served by one ``sscard card serve`` process, measured
+   alternately (one sample each in turn) in the same run. The card
    answers READ RECORD 07 with the exact Le (one TPDU, 13 bytes back); the echo card answers
    a READ BINARY of 11 bytes (one TPDU, 13 bytes back). Ratio = card / echo (target ≤ 1.3).
    A short sample of the echo card *without* TCP_QUICKACK shows the delayed-ACK trap
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,12 +43,10 @@ if str(ROOT) not in sys.path:  # run as a script too
 from card.cos import VirtualCard  # noqa: E402
 from card.psam import VirtualPsam  # noqa: E402
 from reader.base import Connection  # noqa: E402
-from reader.echo import EchoCard  # noqa: E402
 from reader.errors import ReaderError  # noqa: E402
 from reader.facade import CardDriver  # noqa: E402
 from reader.pcsc import PcscTransport  # noqa: E402
 from reader.virtual import VirtualTransport  # noqa: E402
-from reader.vpcd import VpcdServer  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "reader.json"
 CARD = ROOT / "fixtures" / "cards" / "zhang-san.json"
@@ -58,7 +59,7 @@ CARD_CMD = bytes.fromhex("00B207000B")  # READ RECORD tag 07 (card number), Le =
 def summary(samples: list[float]) -> dict[str, float]:
     """Median, p99, min in seconds."""
     ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return {"median": statistics.median(ordered), "p99": p99, "min": ordered[0],
             "n": float(len(ordered))}
 
@@ -106,6 +107,29 @@ def _wait_present(transport: PcscTransport, reader: str, present: bool = True) -
     raise SystemExit(f"pcscd did not see the card in {reader}")
 
 
+@contextmanager
+def served(*args: str) -> Iterator[None]:
+    """``sscard card serve ARGS`` in its own process (as a deployment runs it), until done."""
+    proc = subprocess.Popen([sys.executable, "-m", "terminal", "card", "serve", "--quiet",
+                             *args], cwd=ROOT, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _copy_card(tmp: Path) -> Path:
+    path = tmp / f"card-{time.perf_counter_ns()}.json"
+    shutil.copy(CARD, path)
+    return path
+
+
 def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
@@ -122,12 +146,11 @@ def _psam(t0: bool) -> VirtualPsam:
     return VirtualPsam.from_doc(json.loads(PSAM.read_text("utf-8")), t0=t0)
 
 
-def apdu_round_trip(tmp: Path, n: int, block: int = 50) -> dict[str, Any]:
+def apdu_round_trip(tmp: Path, n: int) -> dict[str, Any]:
+    """Echo card (slot 0) and social security card (slot 1) served by one ``sscard card
+    serve`` process, measured alternately, one sample each in turn."""
     transport = PcscTransport()
-    card = _fresh_card(tmp, t0=True)
-    echo_srv = VpcdServer(EchoCard(), port=35963).start()
-    card_srv = VpcdServer(card, port=35964).start()
-    try:
+    with served("--echo", str(_copy_card(tmp))):
         for r in SLOTS:
             _wait_present(transport, r)
         echo = transport.connect(SLOTS[0])
@@ -136,19 +159,16 @@ def apdu_round_trip(tmp: Path, n: int, block: int = 50) -> dict[str, Any]:
         sscard.transmit(bytes.fromhex("00A4020002EF05"))
         assert sscard.transmit_raw(CARD_CMD)[-2:] == b"\x90\x00", "card answer changed"
         assert len(echo.transmit_raw(ECHO_CMD)) == len(sscard.transmit_raw(CARD_CMD))
-        for _ in range(100):  # warm-up
+        for _ in range(200):  # warm-up
             echo.transmit_raw(ECHO_CMD)
             sscard.transmit_raw(CARD_CMD)
         e: list[float] = []
         c: list[float] = []
-        while len(e) < n:
-            e += [_timed(lambda: echo.transmit_raw(ECHO_CMD)) for _ in range(block)]
-            c += [_timed(lambda: sscard.transmit_raw(CARD_CMD)) for _ in range(block)]
+        for _ in range(n):
+            e.append(_timed(lambda: echo.transmit_raw(ECHO_CMD)))
+            c.append(_timed(lambda: sscard.transmit_raw(CARD_CMD)))
         echo.disconnect()
         sscard.disconnect()
-    finally:
-        echo_srv.stop()
-        card_srv.stop()
     for r in SLOTS:
         _wait_present(transport, r, False)
     es, cs = summary(e), summary(c)
@@ -158,15 +178,12 @@ def apdu_round_trip(tmp: Path, n: int, block: int = 50) -> dict[str, Any]:
 
 def no_quickack_sample(n: int) -> dict[str, float]:
     transport = PcscTransport()
-    srv = VpcdServer(EchoCard(), port=35963, quickack=False).start()
-    try:
+    with served("--echo", "--no-quickack"):
         _wait_present(transport, SLOTS[0])
         conn = transport.connect(SLOTS[0])
         conn.transmit_raw(ECHO_CMD)
         samples = [_timed(lambda: conn.transmit_raw(ECHO_CMD)) for _ in range(n)]
         conn.disconnect()
-    finally:
-        srv.stop()
     _wait_present(transport, SLOTS[0], False)
     return summary(samples)
 
@@ -199,11 +216,11 @@ def full_read(tmp: Path, n_inproc: int, n_pcscd: int) -> dict[str, Any]:
     inproc = [_timed(lambda: _read(u, p)) for _ in range(n_inproc)]
     u.disconnect()
     p.disconnect()
-    # through pcscd + vpcd: T=0 card on slot 0, PSAM on slot 1
+    # through pcscd + vpcd: T=0 card on slot 0, PSAM on slot 1, served by another process
     transport = PcscTransport()
-    card_srv = VpcdServer(_fresh_card(tmp, t0=True), port=35963).start()
-    psam_srv = VpcdServer(_psam(True), port=35964).start()
-    try:
+    psam_copy = tmp / "psam.json"
+    shutil.copy(PSAM, psam_copy)
+    with served(str(_copy_card(tmp)), str(psam_copy)):
         for r in SLOTS:
             _wait_present(transport, r)
         u2, p2 = transport.connect(SLOTS[0]), transport.connect(SLOTS[1])
@@ -214,9 +231,6 @@ def full_read(tmp: Path, n_inproc: int, n_pcscd: int) -> dict[str, Any]:
         pcscd = [_timed(lambda: _read(u2, p2)) for _ in range(n_pcscd)]
         u2.disconnect()
         p2.disconnect()
-    finally:
-        card_srv.stop()
-        psam_srv.stop()
     for r in SLOTS:
         _wait_present(transport, r, False)
     i, q = summary(inproc), summary(pcscd)

@@ -18,6 +18,11 @@ The PostgreSQL back end is written so the same SQL runs on CockroachDB and Yugab
 * only per-person accounts (medical, bank, old card) keep a running balance, so no
   settlement updates a shared row (the pooled fund, clearing and cash accounts are sums of
   postings, indexed by account);
+* no transaction reads a key it is about to insert: the msgid is claimed by a plain insert
+  (no ``SELECT`` of a missing key, no ``ON CONFLICT`` probe, both of which take predicate
+  locks on the hot end of the index under SERIALIZABLE), and the answer goes to its own
+  append-only table; guarded balances are updated in place with room left for HOT updates
+  (``fillfactor``), so concurrent settlements rarely conflict;
 * every transaction is SERIALIZABLE and the whole transaction function is retried on
   SQLSTATE 40001 (serialization failure, which CockroachDB reports for any contention,
   including its ``RETRY_WRITE_TOO_OLD``/``RETRY_SERIALIZABLE`` restarts), 40P01 and a

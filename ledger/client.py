@@ -25,6 +25,12 @@ raises a :class:`~ledger.errors.HostError` subclass carrying the host's ``err_ms
 :class:`~ledger.errors.NotFound`, :class:`~ledger.errors.BadRequest`…); ``exc.code`` is the
 host's ``err_code``. Amounts on the wire are yuan strings ("12.34"); helpers take fen.
 
+**Paying the rest from the card's bank account** (seed U3, spec/card.md §11): run the
+trial with ``cash_src="bank"``, read ``setlinfo.psn_cash_pay``, ask the card for an ARQC
+(GENERATE AC) over CDOL1 data built with :func:`ledger.bank.build_cdol1` for that amount,
+then settle with ``cash_src="bank"`` and ``bank_auth=bank_auth(pan, "01", cdol1, atc,
+arqc)``; the answer carries ``arpc`` for the card.
+
 **Reversal rule** (spec/host.md §4): when a reversible request (2102, 2103, 2304, 2305,
 2401) gets no answer (timeout, broken connection), the client sends 2601 for it before
 doing anything else and then raises :class:`~ledger.errors.Unavailable`: the terminal knows
@@ -123,6 +129,12 @@ def drug_line(feedetl_sn: str, med_list_codg: str, cnt: int | str, pric_fen: int
             **extra}
 
 
+def bank_auth(pan: str, pan_seq: str, cdol1: bytes, atc: int, arqc: bytes) -> dict[str, Any]:
+    """The ``bank_auth`` object of a settlement paid from the card's bank account."""
+    return {"pan": pan, "pan_seq": pan_seq, "cdol1": cdol1.hex().upper(),
+            "atc": f"{atc:04X}", "arqc": arqc.hex().upper()}
+
+
 def _find_psn(obj: Any) -> str:
     if isinstance(obj, Mapping):
         if isinstance(obj.get("psn_no"), str):
@@ -156,6 +168,7 @@ class HostClient:
         self.sign_no = ""
         self.pending_reversals: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
+        self._call_lock = threading.RLock()
         self._seq = int.from_bytes(os.urandom(2), "big") % 10000
         self._last_ts = ""
         if sign_in:
@@ -242,6 +255,15 @@ class HostClient:
     def call_envelope(self, infno: str, input: dict[str, Any],
                       msgid: str | None = None) -> dict[str, Any]:
         """Send one request and return the whole answer envelope (infcode 0 or -1)."""
+        with self._call_lock:
+            answer = self._call_envelope(infno, input, msgid)
+            if msgid is None and answer.get("err_code") == "msgid_conflict":
+                # another terminal of the institution used the same msgid: a new one
+                answer = self._call_envelope(infno, input, None)
+            return answer
+
+    def _call_envelope(self, infno: str, input: dict[str, Any],
+                       msgid: str | None) -> dict[str, Any]:
         self.flush_reversals()
         env = self.envelope(infno, input, msgid)
         attempts = 1 if infno in REVERSIBLE else 1 + self.retries

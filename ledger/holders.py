@@ -126,8 +126,8 @@ def holder_check(tx: Tx, card: Card, certno: str) -> Person:
 
 
 def temp_loss_lapses(ctx: Ctx, card: Card) -> datetime:
-    days = ctx.service.policy(ctx.mdtrtarea_admvs).temp_loss_days \
-        if ctx.mdtrtarea_admvs in ctx.service.policies else 5
+    """When a temporary loss report of ``card`` lapses (the card's area policy)."""
+    days = ctx.service.policy(card.card_sn[:6]).temp_loss_days
     return datetime.fromisoformat(card.state_at) + timedelta(days=days)
 
 

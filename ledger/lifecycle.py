@@ -188,8 +188,9 @@ def activate(ctx: Ctx, tx: Tx, data: In8102) -> dict[str, Any]:
                       "(rule A4): set pin_changed once the card has accepted the new PIN",
                       code="pin_change")
     _set_state(tx, card, "activated", ctx, frm=("issued",), activated=True)
-    _event(ctx, tx, card.card_no, "activate", channel="mobile" if ctx.inst and
-           ctx.opter.startswith("M") else "counter")
+    # opter_type 3 = mobile: the bank's staff with a mobile POS at the workplace or home (A4)
+    _event(ctx, tx, card.card_no, "activate",
+           channel="mobile" if ctx.opter_type == "3" else "counter")
     return {"cardinfo": _card_out(ctx, get_card(tx, card.card_no))}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger import books
 from ledger.errors import Refused
-from ledger.holders import resolve
+from ledger.holders import get_person, resolve
 from ledger.money import yuan
 from ledger.registry import Ctx, op
 from ledger.schemas import In1101, In3201, In3202, In5206, In8108, In9001, In9002
@@ -155,7 +155,6 @@ CUM_TYPES = (("C001", "医疗费总额", "medfee_sumamt"), ("C002", "统筹基�
 @op("5206", "cumulative totals", In5206, writes=False)
 def cumulative(ctx: Ctx, tx: Tx, data: In5206) -> dict[str, Any]:
     d = data.data
-    from ledger.holders import get_person
     get_person(tx, d.psn_no)
     year, month = d.cum_ym[:4], d.cum_ym[4:]
     rows = tx.all("SELECT insutype, COUNT(*), SUM(medfee_sumamt), SUM(hifp_pay), "

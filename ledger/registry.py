@@ -36,6 +36,7 @@ class Ctx:
     now: datetime
     inst: dict[str, Any]
     paasid: str = "inproc"
+    opter_type: str = "1"
 
     @cached_property
     def day(self) -> str:

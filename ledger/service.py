@@ -8,9 +8,12 @@ For every request, in this order:
 1. parse the JSON and validate the envelope (:class:`~ledger.schemas.Envelope`);
 2. find the transaction code and validate its ``input`` with that code's model;
 3. check the institution and the terminal's sign-in (``sign_no`` from 9001);
-4. in ONE database transaction: look the ``msgid`` up — a msgid already applied returns
-   its first answer (or is refused if the content differs, or if it was reversed) —
-   otherwise run the handler and record the answer under the msgid.
+4. in ONE database transaction: claim the ``msgid`` (a plain insert into ``requests``),
+   run the handler, record the answer (``answers``) and commit. If the msgid was already
+   claimed, the request had its effect before: a second, read-only transaction returns the
+   first answer — or refuses if the content differs or the message was reversed (2601).
+   Concurrent duplicates meet at the msgid's primary key: one commits, the other retries
+   and takes the duplicate path; a crash before the commit leaves nothing.
 
 A failure at any step answers ``infcode = -1`` with a precise ``err_msg`` and writes
 nothing; ``call`` never raises and never leaks a traceback.
@@ -86,7 +89,7 @@ class HostService:
     @classmethod
     def open(cls, url: str, **kw: Any) -> HostService:
         """Open the host on a prepared database (``sscard host init``)."""
-        store = open_store(url)
+        store = open_store(url, create=False)
         store.require_schema()
         return cls(store, **kw)
 
@@ -171,7 +174,8 @@ class HostService:
                                  f"institution {env.fixmedins_code} ({inst['admdvs']})")
             ctx = Ctx(service=self, infno=env.infno, msgid=env.msgid,
                       fixmedins_code=env.fixmedins_code, mdtrtarea_admvs=env.mdtrtarea_admvs,
-                      opter=env.opter, now=now, inst=inst, paasid=paasid or "inproc")
+                      opter=env.opter, now=now, inst=inst, paasid=paasid or "inproc",
+                      opter_type=env.opter_type)
             fp = digest(request)
 
             def work(tx: Tx) -> tuple[dict[str, Any], str]:
@@ -186,23 +190,24 @@ class HostService:
                 # the msgid index under SERIALIZABLE. A duplicate is answered in a second,
                 # read-only transaction (see below).
                 if not tx.insert_new(
-                        "INSERT INTO requests (msgid, infno, digest, status, response, "
-                        "fixmedins_code, created_at) VALUES (?, ?, ?, 'pending', '', ?, ?)",
+                        "INSERT INTO requests (msgid, infno, digest, status, fixmedins_code, "
+                        "created_at) VALUES (?, ?, ?, 'done', ?, ?)",
                         (env.msgid, env.infno, fp, env.fixmedins_code, now.isoformat())):
                     raise _Duplicate()
                 output = op.fn(ctx, tx, data)
                 answer = self._ok(env.msgid, env.inf_time, now, output)
-                tx.defer("UPDATE requests SET status = 'done', response = ? WHERE msgid = ?",
-                         (json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
-                          env.msgid))
+                tx.defer("INSERT INTO answers (msgid, response) VALUES (?, ?)",
+                         (env.msgid,
+                          json.dumps(answer, ensure_ascii=False, separators=(",", ":"))))
                 return answer, "fresh"
 
             try:
                 result, how = self.store.run(work)
             except _Duplicate:
                 def replay(tx: Tx) -> dict[str, Any]:
-                    row = tx.one("SELECT digest, status, response, infno FROM requests "
-                                 "WHERE msgid = ?", (env.msgid,))
+                    row = tx.one("SELECT r.digest, r.status, a.response, r.infno FROM requests r "
+                                 "LEFT JOIN answers a ON a.msgid = r.msgid WHERE r.msgid = ?",
+                                 (env.msgid,))
                     assert row is not None
                     return self._replay(tx, env, fp, row)
                 result, how = self.store.run(replay), "duplicate"

@@ -301,7 +301,7 @@ def _load_settlement(tx: Tx, setl_id: str) -> dict[str, Any]:
 
 def _original_setlinfo(tx: Tx, st: dict[str, Any]) -> dict[str, Any]:
     """The ``setlinfo`` the settlement answered (kept once, with the msgid's answer)."""
-    row = tx.one("SELECT response FROM requests WHERE msgid = ?", (st["msgid"],))
+    row = tx.one("SELECT response FROM answers WHERE msgid = ?", (st["msgid"],))
     if row is None:  # pragma: no cover - every settlement is recorded with its answer
         raise NotFound(f"the answer of settlement {st['setl_id']} is missing")
     info: dict[str, Any] = json.loads(row[0])["output"]["setlinfo"]
@@ -613,8 +613,8 @@ def reverse(ctx: Ctx, tx: Tx, data: In2601) -> dict[str, Any]:
     result = "reversed"
     entry_id = "R" + ctx.msgid
     if req is None:
-        tx.execute("INSERT INTO requests (msgid, infno, digest, status, response, "
-                   "fixmedins_code, created_at) VALUES (?, ?, '', 'reversed_unseen', '{}', ?, ?)",
+        tx.execute("INSERT INTO requests (msgid, infno, digest, status, fixmedins_code, "
+                   "created_at) VALUES (?, ?, '', 'reversed_unseen', ?, ?)",
                    (d.omsgid, d.oinfno, ctx.fixmedins_code, ctx.iso))
         result = "not_received"
     elif req[0] != d.oinfno:

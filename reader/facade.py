@@ -521,8 +521,21 @@ def _national(fn: Callable[[], str]) -> tuple[int, str]:
         return exc.driver_code, str(exc)
 
 
-def iReadCardBas(driver: CardDriver) -> tuple[int, str]:
-    """``iReadCardBas``: (0, the 11-field line) or (negative code, message)."""
+ITYPE_CONTACT, ITYPE_CONTACTLESS, ITYPE_AUTO_CONTACT, ITYPE_AUTO_CONTACTLESS = 1, 2, 3, 4
+
+
+def iReadCardBas(driver: CardDriver, iType: int = ITYPE_CONTACT,
+                 ) -> tuple[int, str]:
+    """``iReadCardBas``: (0, the 11-field line) or (negative code, message).
+
+    ``iType`` (spec/card.md §10): 1 contact, 2 contactless, 3 auto contact-first, 4 auto
+    contactless-first. The readers here are contact readers: 3 and 4 read by contact,
+    2 answers −1 (wrong card type: no contactless interface).
+    """
+    if iType not in (1, 2, 3, 4):
+        return -1, f"iType must be 1, 2, 3 or 4, not {iType}"
+    if iType == ITYPE_CONTACTLESS:
+        return -1, "no contactless interface on this reader / 读卡器无非接触接口"
     return _national(lambda: driver.read_card_basics().to_line())
 
 

@@ -163,11 +163,14 @@ def available_migrations(dialect: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def open_store(url: str) -> Store:
-    """Open the store a database URL names: ``sqlite:///path`` or ``postgresql://…``."""
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Open the store a database URL names: ``sqlite:///path`` or ``postgresql://…``.
+
+    With ``create=False`` a missing SQLite file is an error instead of a new empty database.
+    """
     if url.startswith("sqlite://"):
         from ledger.store.sqlite import SqliteStore
-        return SqliteStore(url)
+        return SqliteStore(url, create=create)
     if url.startswith(("postgresql://", "postgres://")):
         from ledger.store.postgres import PostgresStore
         return PostgresStore(url)

@@ -58,7 +58,7 @@ class SqliteStore(Store):
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, *, synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, *, synchronous: str = "FULL", create: bool = True) -> None:
         # SQLAlchemy's convention: sqlite:///relative/path, sqlite:////absolute/path
         path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
         if not path:
@@ -66,6 +66,9 @@ class SqliteStore(Store):
         self.url = url
         self.path = path if path == ":memory:" else str(Path(path))
         self.synchronous = synchronous
+        if not create and self.path != ":memory:" and not Path(self.path).exists():
+            raise BadRequest(f"database file {self.path} does not exist: run "
+                             f"`sscard host init --db {url}` first")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

@@ -15,11 +15,11 @@ DB_HELP = "database URL: sqlite:///path/host.db (relative) or sqlite:////abs/hos
           "or postgresql://user@host:5432/db"
 
 
-def _store(url: str) -> Any:
+def _store(url: str, create: bool = False) -> Any:
     from ledger.errors import HostError
     from ledger.store import open_store
     try:
-        return open_store(url)
+        return open_store(url, create=create)
     except HostError as exc:
         raise CliError(str(exc)) from None
 
@@ -27,7 +27,7 @@ def _store(url: str) -> Any:
 def _init(args: argparse.Namespace) -> int:
     from ledger.errors import HostError
     from ledger.service import initialize
-    store = _store(args.db)
+    store = _store(args.db, create=True)
     try:
         out = initialize(store, args.policies)
     except HostError as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,11 @@ INSTITUTIONS = {
     "counter": ("S37080000001", "济宁市社会保障卡服务大厅"),
     "workbench": ("P37080000001", "济宁市太白湖大药房"),
 }
+
+NOT_ENROLLED = "fixture-cards-not-enrolled"
+NOT_ENROLLED_TEXT = ("the embedded host could not enrol the fixture cards (this build has no "
+                     "ledger.fixtures): the host will refuse them at the person lookup; "
+                     "use a host that knows your cards (--host)")
 
 COUNTERS = (
     ("S37080000001", "social security card office 社保卡服务大厅"),
@@ -147,9 +151,8 @@ def embedded_host(root: Path) -> str:
             if fresh:
                 initialize(store, POLICY_DIR)
                 if not register_fixture_holders(store, root / "cards"):
-                    print("sscard: note: this host cannot enrol the fixture cards yet "
-                          "(no ledger.fixtures); sales with them will be refused at the "
-                          "person lookup", file=sys.stderr)
+                    (root / NOT_ENROLLED).write_text(NOT_ENROLLED_TEXT + "\n",
+                                                      encoding="utf-8")
             else:
                 store.require_schema()
         finally:
@@ -322,6 +325,8 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
             reader=reader_name,
             host_label=describe_host(url),
             data_dir=data_dir,
+            notice=(NOT_ENROLLED_TEXT if host is None and (data_dir / NOT_ENROLLED).exists()
+                    else ""),
         )
         if clock is not None:
             services = replace(services, clock=clock)

@@ -9,8 +9,11 @@ Flows (each an explicit state machine, :mod:`terminal.core.machine`):
 - :mod:`terminal.core.counter` — service-counter operations (C3, A3–A5, L1, L2, M2).
 
 They talk to the card, the host and the catalogue only through the ports of
-:mod:`terminal.core.ports`; :mod:`terminal.core.adapters` implements them over the reader
-driver façade and the ledger client. :mod:`terminal.core.slip` renders the slip.
+:mod:`terminal.core.ports`. The adapters: :mod:`terminal.core.cardio` (the card port over
+reader connections and the driver façade, with the PSAM), :mod:`terminal.core.adapters`
+(the host port over ``ledger.client.HostClient``, the catalogue from the area policy,
+:func:`~terminal.core.adapters.open_card` for a reader name, the timing proxy).
+:mod:`terminal.core.slip` renders the slip (58 mm / 80 mm, CJK-aware).
 
 The step API (for the Textual UI and for scripts)
 -------------------------------------------------
@@ -31,11 +34,14 @@ A flow object holds its ``state`` (an ``Enum``) and moves only along its ``TRANS
 ``flow.run_until_input()``
     Steps until the flow waits for an input or is ``finished``.
 Input methods
-    Named per flow (``add_item``, ``confirm_cart``, ``enter_pin``, ``cancel_pin``,
-    ``pin_timeout``, ``card_returned``, ``void``, ``pay_cash_instead``, ``confirm``…); each
-    is valid only in its states and raises :class:`~terminal.core.machine.FlowStateError`
-    otherwise (a programming error, not a user error). They are quick except
-    ``enter_pin``/``card_returned``, which talk to the card.
+    Named per flow (checkout: ``add_item``, ``set_qty``, ``set_payment``, ``confirm_cart``,
+    ``cancel``, ``enter_pin``, ``cancel_pin``, ``pin_timeout``, ``pay_cash_instead``,
+    ``card_returned``, ``void``, ``confirm_without_record``, ``retry_reversal``; admission:
+    ``confirm``/``reject``; discharge: ``choose_payment``…; counter: ``provide_id``,
+    ``enter_pins``). Each is valid only in its states and raises
+    :class:`~terminal.core.machine.FlowStateError` otherwise (a programming error, not a
+    user error). They are quick except ``enter_pin``, ``enter_pins`` and ``card_returned``,
+    which talk to the card: run those in the worker too.
 ``flow.finished`` / ``flow.failure`` / ``flow.result``
     A finished flow is in a terminal state; ``failure`` (a
     :class:`~terminal.core.machine.Failure`: kind, one-line message saying what happened
@@ -43,7 +49,13 @@ Input methods
     the :class:`~terminal.core.model.SaleResult` (slip data) of a completed sale.
 
 No step lets a card or host exception escape: every failure is a transition. PINs are
-passed straight to the card port and never stored, logged or put in an event.
+passed straight to the card port and never stored, logged or put in an event. Observers
+run in the thread that made the transition (the UI's worker): a Textual screen hands the
+event to its own thread (``App.call_from_thread`` / ``post_message``). A flow object is
+not meant to be driven from two threads at once.
+
+Scripted drivers (CLI, benchmark): :func:`~terminal.core.checkout.run_checkout`,
+:func:`~terminal.core.admission.run_admission`, :func:`~terminal.core.discharge.run_discharge`.
 
 Typical UI loop (in a worker)::
 

@@ -113,8 +113,10 @@ def _reversible(infno: str) -> bool:
 class PolicyCatalogue:
     """The catalogue of an area policy (``fixtures/policies/<area>.toml``)."""
 
-    def __init__(self, items: Mapping[str, CatalogueItem]) -> None:
+    def __init__(self, items: Mapping[str, CatalogueItem],
+                 pinyin: Mapping[str, str] | None = None) -> None:
         self.items = dict(items)
+        self._py = dict(pinyin or {})
 
     @classmethod
     def load(cls, area: str = "370800", policy_dir: str | Path | None = None) -> PolicyCatalogue:
@@ -122,13 +124,24 @@ class PolicyCatalogue:
 
         policy = load_policy(Path(policy_dir or POLICY_DIR) / f"{area}.toml")
         return cls({code: CatalogueItem(code, it.name, it.price, it.unit, it.spec)
-                    for code, it in policy.items.items()})
+                    for code, it in policy.items.items()},
+                   {code: it.py for code, it in policy.items.items()})
 
     def lookup(self, code: str) -> CatalogueItem:
         try:
             return self.items[code]
         except KeyError:
             raise UnknownItem(code) from None
+
+    def search(self, text: str, limit: int = 20) -> list[CatalogueItem]:
+        """Items whose code starts with ``text``, whose pinyin initials start with it, or
+        whose name contains it (the clerk's cart search)."""
+        t = text.strip().upper()
+        if not t:
+            return []
+        out = [i for c, i in self.items.items()
+               if c.startswith(t) or self._py.get(c, "").startswith(t) or text.strip() in i.name]
+        return out[:limit]
 
 
 class Timed:

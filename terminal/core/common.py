@@ -14,6 +14,7 @@ from typing import Any
 from terminal.core.machine import Failure, FailureKind
 from terminal.core.model import fen
 from terminal.core.ports import (
+    CardBlocked,
     CardError,
     CardInfo,
     CardNotGenuine,
@@ -57,6 +58,11 @@ def card_failure(exc: CardError, *, charged: bool = False, doing: str = "") -> F
             FailureKind.CARD_ERROR,
             "no PSAM in the reader: the card cannot be authenticated; insert the PSAM",
             exc.driver_code, charged)
+    if isinstance(exc, CardBlocked):
+        return Failure(
+            FailureKind.CARD_STATUS,
+            f"the card is blocked ({exc.message}){nothing}: the holder must go to the issuing "
+            "bank's counter", exc.driver_code, charged)
     if isinstance(exc, CardNotGenuine):
         return Failure(
             FailureKind.CARD_NOT_GENUINE,

@@ -366,7 +366,12 @@ class Workbench:
             self.close()
             last: ReaderError | None = None
             for transport in self.transports:
-                if not any(r.name == reader for r in transport.readers()):
+                try:
+                    names = [r.name for r in transport.readers()]
+                except ReaderError as exc:
+                    last = exc
+                    continue
+                if reader not in names:
                     continue
                 try:
                     conn = transport.connect(reader, exclusive=False)

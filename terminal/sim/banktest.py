@@ -190,10 +190,12 @@ class Terminal:
                     out=_summary(env["infno"], ans) if outcome == "ok" else {}, **extra)
         return outcome, ans
 
-    def resolve(self, inst: str, env: dict[str, Any], within: float) -> bool:
-        """Settle an unknown outcome: reverse it (2102/2103) or resend it (others)."""
+    def resolve(self, inst: str, env: dict[str, Any], within: float,
+                reverse: bool = True) -> bool:
+        """Settle an unknown outcome: reverse it (2102/2103) or resend it (others, and a
+        duplicate of a request whose first copy was answered)."""
         client = self.client(inst)
-        if env["infno"] in REVERSIBLE:
+        if reverse and env["infno"] in REVERSIBLE:
             psn = env["input"].get("druginfo", env["input"].get("data", {})).get("psn_no", "")
             renv = client.envelope("2601", {"data": {"psn_no": psn, "omsgid": env["msgid"],
                                                      "oinfno": env["infno"]}})
@@ -212,9 +214,10 @@ class Terminal:
                 return False
             time.sleep(0.2)
 
-    def after_unknown(self, inst: str, env: dict[str, Any]) -> None:
-        if not self.resolve(inst, env, within=self.cfg.get("resolve_now", 3.0)):
-            self.pending.append((inst, env, "unknown"))
+    def after_unknown(self, inst: str, env: dict[str, Any], reverse: bool = True) -> None:
+        if not self.resolve(inst, env, within=self.cfg.get("resolve_now", 3.0),
+                            reverse=reverse):
+            self.pending.append((inst, env, "reverse" if reverse else "resend"))
 
     def refresh(self, certno: str) -> None:
         """Look the holder's live card up again (after a replacement)."""
@@ -339,8 +342,8 @@ class Terminal:
             return self.sale()
         inst, env = self.rng.choice(self.sent)
         outcome, _ = self.request("duplicate", inst, env)
-        if outcome == "unknown":
-            self.after_unknown(inst, env)
+        if outcome == "unknown":  # the first copy's fate is known or being resolved: resend
+            self.after_unknown(inst, env, reverse=False)
         return None
 
     def run(self) -> None:
@@ -354,8 +357,9 @@ class Terminal:
                 self.record(op="error", outcome="unknown", err=str(exc)[:200], t0=time.time(),
                             t1=time.time())
                 time.sleep(0.2)
-        for inst, env, _ in self.pending:
-            self.resolve(inst, env, within=max(1.0, self.cfg["resolve_deadline"] - time.time()))
+        for inst, env, how in self.pending:
+            self.resolve(inst, env, within=max(1.0, self.cfg["resolve_deadline"] - time.time()),
+                         reverse=how == "reverse")
         self.hist.close()
 
 
@@ -509,8 +513,11 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
                             f"entries {eids}")
             elif infno == "2103":
                 rv = [e for e in res_evs if e["op"] == "reversal" and e["outcome"] == "ok"]
-                st = settle_state.get(str(first.get("setl_id")))
-                if rv and st != "settled":
+                setl = str(first.get("setl_id"))
+                st = settle_state.get(setl)
+                undone = any(e["outcome"] == "ok" and e["infno"] == "2601"
+                             and e.get("omsgid") == setl[1:] for e in events)
+                if rv and st != "settled" and not undone:
                     bad(f"cancel {msgid} was reversed ({rv[0]['out']}) but settlement "
                         f"{first.get('setl_id')} is {st}")
         # 5. refused requests wrote nothing
@@ -668,7 +675,9 @@ def run_bank_test(backend: str = "sqlite", *, seconds: float = 20.0, workers: in
         if host is not None:
             host.kill()
         if cluster is not None:
-            cluster.stop()
+            cluster.stop(remove=result.ok and not keep)
+            if not (result.ok and not keep):
+                result.workdir += f" (database cluster kept in {cluster.dir})"
         if not keep and result.ok:
             shutil.rmtree(tmp, ignore_errors=True)
 

@@ -476,8 +476,8 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
     """Run the city for ``seconds`` with ``terminals`` terminals; return the report.
 
     The terminals are threads spread over ``processes`` load-generator processes (default:
-    one per CPU core, at most one per terminal). ``warmup`` seconds run first and are not
-    counted (connections, sign-ins, caches)."""
+    half the CPU cores, leaving the other half to the host; at most one per terminal).
+    ``warmup`` seconds run first and are not counted (connections, sign-ins, caches)."""
     from ledger.service import initialize
     from ledger.store import open_store
     from terminal.sim.hostproc import HostProcess
@@ -521,7 +521,7 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
         slot = per_district[site.district]
         per_district[site.district] += 1
         specs.append((site, slot % MAX_WORKERS, rng.randrange(2 ** 32)))
-    nproc = max(1, min(terminals, processes or os.cpu_count() or 1))
+    nproc = max(1, min(terminals, processes or (os.cpu_count() or 2) // 2))
     stats = Stats()
     stop = threading.Event()
     t0 = time.time() + 2.0 + warmup   # processes start, sign in and warm up before t0
@@ -533,12 +533,12 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
         "deadline": deadline, "terminals": specs[g::nproc]}, queue)) for g in range(nproc)]
     mon = threading.Thread(target=_progress, args=(stats, t0, seconds, stop, stream),
                            daemon=True) if progress else None
+    done = 0
     try:
         for p in procs:
             p.start()
         if mon:
             mon.start()
-        done = 0
         while done < nproc and time.time() < deadline + 45:
             try:
                 kind, delta = queue.get(timeout=0.5)
@@ -565,6 +565,10 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
             server.stop()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    if done < nproc and not stats.latency:
+        codes = ", ".join(str(p.exitcode) for p in procs)
+        raise RuntimeError(f"the load-generator processes stopped without results (exit codes "
+                           f"{codes}); run with SSCARD_DEBUG=1 for details")
     return CityReport(terminals, max(elapsed, 1e-9), holders, stats)
 
 

@@ -166,9 +166,12 @@ class PrivateCluster:
         self.start()
         self.restarts += 1
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
+        """Stop the server; remove its directory unless ``remove`` is false (post-mortem:
+        start it again with ``pg_ctl -D <dir>/data start``)."""
         try:
             if (self.dir / "data" / "postmaster.pid").exists():
-                self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+                self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "fast", "stop")
         finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
+            if remove:
+                shutil.rmtree(self.dir, ignore_errors=True)

@@ -88,6 +88,8 @@ class TerminalServices:
     data_dir: Path = field(default_factory=data_dir)
     clock: Clock = now
     """The flows' clock (tests pin it for reproducible slips and snapshots)."""
+    notice: str = ""
+    """Something the clerk should know from the start (shown once as a warning)."""
 
 
 class SscardApp(App[None]):
@@ -101,11 +103,13 @@ class SscardApp(App[None]):
         "counter": CounterScreen,
         "workbench": WorkbenchScreen,
     }
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012 - Textual's own
+    """80×24 is the floor; from 110 columns the panels get more room (``Screen.-wide``)."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f9", "card_drawer", "In/Out", show=True),
         Binding("f10", "choose_mode", "Mode", show=True),
         Binding("ctrl+t", "toggle_theme", "Theme", show=False),
-        Binding("ctrl+q", "quit", "Quit", show=True, priority=True),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, services: TerminalServices, *, mode: str = "pharmacy",
@@ -131,6 +135,8 @@ class SscardApp(App[None]):
         self.register_theme(LIGHT)
         self.theme = self.start_theme
         self.switch_mode(self.start_mode)
+        if self.services.notice:
+            self.notify(self.services.notice, severity="warning", timeout=20)
         if self.watch_cards and self.services.card_events is not None:
             self.monitor_cards()
 
@@ -147,6 +153,8 @@ class SscardApp(App[None]):
                 self.call_from_thread(self._route, ReaderProblem(str(exc)))
                 return
             for event in events:
+                if event.reader != self.services.reader and self.current_mode != "workbench":
+                    continue  # the PSAM slot and other readers are not the counter's card
                 if event.kind == "inserted":
                     self.call_from_thread(self._route, CardInserted(event.reader, event.atr))
                 elif event.kind == "removed":
@@ -192,15 +200,20 @@ class SscardApp(App[None]):
         self.push_screen(ChooseDialog("Virtual reader: insert or remove a card 插拔卡",
                                       choices, current=None), chosen)
 
-    @work(thread=True, group="drawer")
+    @work(thread=True, group="drawer", exit_on_error=False)
     def drawer_do(self, name: str) -> None:
         drawer = self.services.drawer
         if drawer is None:
             return
-        if name:
-            drawer.insert(name)
-        else:
-            drawer.remove()
+        try:
+            if name:
+                drawer.insert(name)
+            else:
+                drawer.remove()
+        except Exception as exc:  # a broken card image: say so, keep the terminal running
+            self.call_from_thread(self.notify, f"cannot {'insert ' + name if name else 'remove'}"
+                                  f": {exc}", severity="error", timeout=10)
+            return
         if self.services.card_events is None or not self.watch_cards:
             # no monitor running: tell the screen directly
             state = drawer.state()

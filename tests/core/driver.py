@@ -17,7 +17,7 @@ S = CheckoutState
 
 
 def drive(flow: Checkout, items: list[tuple[str, int]], pin: str, choices: Iterator[bool],
-          reinsert: Callable[[], None], max_rounds: int = 60) -> CheckoutState:
+          reinsert: Callable[[], object], max_rounds: int = 60) -> CheckoutState:
     """Run ``flow`` to a terminal state; ``reinsert`` puts the card back in the reader."""
     for _ in range(max_rounds):
         state = flow.run_until_input()

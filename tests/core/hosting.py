@@ -52,6 +52,7 @@ class Enrolled:
 def copy_fixtures(dest: Path, *names: str) -> dict[str, Path]:
     """Copies of fixture images (cards change as they are used)."""
     out = {}
+    dest.mkdir(parents=True, exist_ok=True)
     for n in (*names, "psam-370800"):
         target = dest / f"{n}.json"
         shutil.copy(CARDS / f"{n}.json", target)
@@ -67,19 +68,38 @@ def init_host(url: str) -> None:
         store.close()
 
 
-def enrol(url: str, image: Path, *, balance: int = 50000, bank_deposit: int = 100000
-          ) -> Enrolled:
-    """Issue the holder of ``image`` at the host under the image's own numbers, mark it
-    activated when the card is, credit the accounts."""
-    doc = json.loads(image.read_text(encoding="utf-8"))
-    ident: dict[str, Any] = doc["identity"]
-    ssn, name, bank = ident["ssn"], ident["name"], ident["bank"]
-    service = HostService.open(url, verifier=_CardImageVerifier({ssn: name}))
-    office = HostClient(LocalTransport(service), fixmedins_code=OFFICE)
-    try:
-        brdy = f"{ident['birth_date'][:4]}-{ident['birth_date'][4:6]}-{ident['birth_date'][6:]}"
-        issued = office.issue_card(certno=ssn, psn_name=name, gend=ident["sex"], brdy=brdy,
-                                   bank=bank, generation=ident["generation"])["cardinfo"]
+class Enroller:
+    """Issues fixture holders at the host through one client per counter (one msgid
+    sequence each: two clients of one institution could reuse a msgid in the same second)."""
+
+    def __init__(self, url: str) -> None:
+        self.verifier = _CardImageVerifier({})
+        self.service = HostService.open(url, verifier=self.verifier)
+        self.clients: dict[str, HostClient] = {}
+
+    def client(self, code: str) -> HostClient:
+        if code not in self.clients:
+            self.clients[code] = HostClient(LocalTransport(self.service), fixmedins_code=code)
+        return self.clients[code]
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+        self.service.close()
+
+    def enrol(self, image: Path, *, balance: int = 50000, bank_deposit: int = 100000
+              ) -> Enrolled:
+        """Issue the holder of ``image`` at the host under the image's own numbers, mark it
+        activated when the card is, credit the accounts."""
+        doc = json.loads(image.read_text(encoding="utf-8"))
+        ident: dict[str, Any] = doc["identity"]
+        ssn, name, bank = ident["ssn"], ident["name"], ident["bank"]
+        self.verifier.people[ssn] = name
+        office = self.client(OFFICE)
+        birth = ident["birth_date"]
+        issued = office.issue_card(certno=ssn, psn_name=name, gend=ident["sex"],
+                                   brdy=f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", bank=bank,
+                                   generation=ident["generation"])["cardinfo"]
         alg = 3 if ident["algorithm"] == "SM4" else 1
 
         def rekey(tx: Any) -> None:
@@ -92,21 +112,27 @@ def enrol(url: str, image: Path, *, balance: int = 50000, bank_deposit: int = 10
             tx.execute("UPDATE card_events SET card_no = ? WHERE card_no = ?",
                        (ident["card_number"], issued["card_no"]))
 
-        service.store.run(rekey)
+        self.service.store.run(rekey)
         psn_no = issued["psn_no"]
         if balance:
             office.credit(psn_no, balance)
-        counter = HostClient(LocalTransport(service), fixmedins_code=BANK_COUNTERS[bank])
+        counter = self.client(BANK_COUNTERS[bank])
         if doc["policy"].get("activated") and issued["card_stas"] == "issued":
             counter.activate(ident["card_number"], ssn, pin_changed=True)
         if bank_deposit:
             counter.credit(psn_no, bank_deposit, "bank", card_no=ident["card_number"])
-        counter.close()
+        return Enrolled(image, ident["card_number"], ident["card_id_code"], ident["pan"],
+                        psn_no, name, ssn)
+
+
+def enrol(url: str, image: Path, *, balance: int = 50000, bank_deposit: int = 100000
+          ) -> Enrolled:
+    """Enrol one fixture card (see :class:`Enroller`)."""
+    enroller = Enroller(url)
+    try:
+        return enroller.enrol(image, balance=balance, bank_deposit=bank_deposit)
     finally:
-        office.close()
-        service.close()
-    return Enrolled(image, ident["card_number"], ident["card_id_code"], ident["pan"], psn_no,
-                    name, ssn)
+        enroller.close()
 
 
 def balances(url: str, psn_no: str, pan: str) -> tuple[int, int]:

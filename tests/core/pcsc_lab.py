@@ -8,6 +8,7 @@ here under the same machine-wide lock and stopped again by :meth:`PcscStack.clos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -140,10 +141,8 @@ class PcscStack:
         for server in self.servers:
             server.stop()
         if self.servers and readers_now() is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.wait_cards(False)
-            except RuntimeError:
-                pass
         self.servers.clear()
         if self.lab is not None:
             self.lab.close()

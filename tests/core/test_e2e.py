@@ -11,7 +11,16 @@ import pytest
 from terminal.core.adapters import PolicyCatalogue
 from terminal.core.admission import Admission, AdmissionState, run_admission
 from terminal.core.checkout import Checkout, CheckoutState, RecordState, run_checkout
-from terminal.core.counter import ActivateCard, ChangePin, CounterState, ReportLoss, ResetPin
+from terminal.core.counter import (
+    ActivateCard,
+    ChangeHolderData,
+    ChangePin,
+    CounterState,
+    MigrateOldCards,
+    ReportLoss,
+    ResetPin,
+    UnlockPin,
+)
 from terminal.core.discharge import Discharge, DischargeData, DischargeState, run_discharge
 from terminal.core.machine import FailureKind
 from terminal.core.model import CartLine, PayChoice, TerminalConfig
@@ -251,3 +260,70 @@ def test_admission_then_discharge_paid_account_and_bank(st: Station,
     assert st.balances("wang-wu") == (0, 100000 - s.bank)
     assert hosting.books_problems(st.url) == []
     assert "住院结算单" in render(dis.result.slip, 48)
+
+
+def test_unlock_keeps_the_pin_of_a_locked_card(st: Station, catalogue: PolicyCatalogue) -> None:
+    st.insert("zhao-min")
+    flow = UnlockPin(st.host(hosting.BANK_COUNTERS["CCB"]), st.reader_card())
+    flow.run_until_input()
+    flow.provide_id("370811199203140028")
+    assert flow.run_until_input() is CounterState.DONE, flow.message
+    assert sale(st, catalogue, "zhao-min").state is CheckoutState.DONE
+
+
+def test_holder_data_change_and_old_card_migration(st: Station) -> None:
+    office = st.host(hosting.OFFICE)
+    who = st.enrolled["wang-wu"]
+    job = ChangeHolderData(office, who.psn_no, who.ssn, {"emp_name": "济宁市新单位"})
+    assert job.run_until_input() is CounterState.DONE and "stays valid" in job.message
+    office.call("8203", {"data": {"psn_no": who.psn_no, "old_card_no": "YB0000123",
+                                  "balance": "321.00"}})
+    office.call("8202", {"data": {"transition": "closed"}})
+    seen: list[str] = []
+    migrate = MigrateOldCards(office, batch_size=1)
+    migrate.subscribe(lambda e: seen.append(e.message))
+    assert migrate.run_until_input() is CounterState.DONE, migrate.message
+    assert migrate.migrated == 1 and migrate.amount_fen == 32100
+    assert st.balances("wang-wu") == (50000 + 32100, 100000)
+    assert hosting.books_problems(st.url) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("void_when_possible", [False, True])
+def test_card_pulled_at_every_command_of_a_sale(tmp_path: Path, catalogue: PolicyCatalogue,
+                                                void_when_possible: bool) -> None:
+    """Pull the card at each command of a sale (answer lost, or before the card acts), put
+    it back whenever asked (or void when the core allows it): never a double charge, never
+    a lost sale, the card's log and the host agree."""
+    from tests.core.driver import drive
+
+    template = Station.build(tmp_path / "template", ("zhang-san",))
+    template.close()
+    counting = template.clone(tmp_path / "count")
+    card = counting.insert("zhang-san")
+    sale(counting, catalogue, "zhang-san", items=[(AMOX, 1)])
+    n = card.faults.commands
+    counting.close()
+    assert n > 20
+    for k in range(n):
+        for step in (None, "command.received"):
+            st = template.clone(tmp_path / f"{k}-{step}")
+            try:
+                card = st.insert("zhang-san")
+                card.faults.pull_at(k, step)
+                flow = Checkout(st.reader_card(), st.host(PHARMACY), catalogue, PHARMA)
+                end = drive(flow, [(AMOX, 1)], PINS["zhang-san"],
+                            iter([void_when_possible] * 5),
+                            lambda st=st: st.insert("zhang-san"))  # type: ignore[misc]
+                rows = [r for r in hosting.settlements(st.url) if r[1] == "settled"]
+                assert hosting.books_problems(st.url) == []
+                assert st.balances("zhang-san") == (50000 - 1250 * len(rows), 100000)
+                st.insert("zhang-san")
+                rc = st.reader_card()
+                rc.read_basics()
+                rc.verify_pin(PINS["zhang-san"])
+                on_card = len(rc.read_transactions())
+                assert on_card == len(rows) <= 1, (k, step, end, flow.message)
+                assert (end is CheckoutState.DONE) == (len(rows) == 1), (k, step, end)
+            finally:
+                st.close()

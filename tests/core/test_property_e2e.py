@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -44,7 +46,7 @@ sale = st.fixed_dictionaries({
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(sales=st.lists(sale, min_size=1, max_size=3), choices=st.lists(st.booleans()))
-def test_books_card_log_and_host_agree(sales: list[dict[str, object]],
+def test_books_card_log_and_host_agree(sales: list[dict[str, Any]],
                                        choices: list[bool]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         station = Station.build(Path(tmp), ("zhang-san",), balance=8000, bank_deposit=30000)
@@ -55,13 +57,13 @@ def test_books_card_log_and_host_agree(sales: list[dict[str, object]],
             station.close()
 
 
-def run_sales(station: Station, sales: list[dict[str, object]], choices: object) -> None:
+def run_sales(station: Station, sales: list[dict[str, Any]], choices: Iterator[bool]) -> None:
     card = station.insert("zhang-san")
     host = station.host("P37080000001", flaky=True)
     lossy = station.flaky[-1]
     for spec in sales:
         at_record: list[tuple[int, str | None]] = []
-        for kind, a, b in spec["faults"]:  # type: ignore[attr-defined]
+        for kind, a, b in spec["faults"]:
             if kind == "pull":
                 card.faults.pull_at(a, b)
             elif kind == "record_pull":
@@ -79,7 +81,7 @@ def run_sales(station: Station, sales: list[dict[str, object]], choices: object)
                 card.faults.pull_at(*at_record.pop(0))
 
         flow.subscribe(arm)
-        drive(flow, list(spec["items"]), PINS["zhang-san"], choices,  # type: ignore[arg-type]
+        drive(flow, list(spec["items"]), PINS["zhang-san"], choices,
               lambda: station.insert("zhang-san"))
         event(f"ended {flow.state.name}")
         for seen in {e.state.name for e in flow.history} & {"CARD_PULLED", "REVERSE",

@@ -117,7 +117,7 @@ class World:
 
 def count_rows(host: HostService) -> dict[str, int]:
     """Row counts of every table that records effects."""
-    tables = ("entries", "postings", "requests", "settlements", "cards", "persons",
+    tables = ("entries", "postings", "requests", "answers", "settlements", "cards", "persons",
               "card_events", "admissions", "fee_details", "reversals", "old_cards")
 
     def q(tx: Any) -> dict[str, int]:

@@ -59,7 +59,8 @@ def test_cli_init_populate_report(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["host", "report", "--db", "sqlite:///{tmp}/none.db"], "run `sscard host init"),
+    (["host", "report", "--db", "sqlite:///{tmp}/none.db"],
+     "does not exist: run `sscard host init"),
     (["host", "init", "--db", "sqlite:///{tmp}/no/such/dir/h.db"], "does not exist"),
     (["host", "init", "--db", "mysql://x"], "unsupported database URL"),
     (["host", "populate", "--db", "sqlite:///{tmp}/none.db", "--cards", "5"], "host init"),

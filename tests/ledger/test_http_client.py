@@ -225,3 +225,18 @@ def test_http_timeout_triggers_reversal(host: HostService, world: World) -> None
         c.timeout = 5
         c.close()
     assert verify(host) == []
+
+
+def test_client_renews_a_msgid_another_terminal_used(host: HostService, world: World) -> None:
+    h = world.person()
+    a = _client(host, LocalTransport(host))
+    b = _client(host, LocalTransport(host))
+    from tests.ledger.helpers import msgid
+    same = msgid(PHARMACY)
+    ids = iter([same, same, msgid(PHARMACY)])
+    a.new_msgid = b.new_msgid = lambda: next(ids)  # type: ignore[method-assign]
+    kw = dict(psn_no=h.psn_no, card_no=h.card_no, card_sn=h.card_sn)
+    first = a.settle(lines=world.lines((AMOXICILLIN, 1, 1250)), **kw)["setlinfo"]
+    second = b.settle(lines=world.lines((AMOXICILLIN, 2, 1250)), **kw)["setlinfo"]
+    assert first["setl_id"] != second["setl_id"]
+    assert balances(host)[f"medical:{h.psn_no}"] == 50_000 - 3750

@@ -257,3 +257,38 @@ def test_M2_transition_then_batch_migration(world: World, host: HostService) -> 
         world.pharmacy.settle(**old_input)
     assert card["card_stas"] == "activated"
     assert verify(host) == []
+
+
+def test_A5_C7_holder_data_changes(world: World, host: HostService) -> None:
+    h = world.person("ICBC")
+    # C7: a job change needs no new card
+    out = world.office.change_holder(h.psn_no, h.certno, emp_name="济宁市新单位")
+    assert out["changed"] == ["emp_name"] and not out["card_replacement_needed"]
+    assert _pay(world, h)["acct_pay"] == "12.50"
+    # A5: a wrong name is corrected only if the ID check passes …
+    with pytest.raises(Refused, match="ID check failed"):
+        world.office.change_holder(h.psn_no, h.certno, psn_name="别人")
+    # … the office then issues a certificate and the bank replaces the card for free
+    registry_name = h.name
+    out = world.office.change_holder(h.psn_no, h.certno, psn_name=registry_name)
+    assert out["changed"] == []
+    with pytest.raises(Refused, match="only a live card|go to a ICBC"):
+        world.banks["CCB"].replace_card(h.card_no, h.certno, "data_error",
+                                        certificate_no="A5-1")
+    new = world.banks["ICBC"].replace_card(h.card_no, h.certno, "data_error",
+                                           certificate_no="A5-1")["cardinfo"]
+    assert new["fee"] == "0.00" and new["card_stas"] == "issued"     # ICBC: activate (A4)
+    assert verify(host) == []
+
+
+def test_pins_never_reach_the_books(world: World, host: HostService) -> None:
+    h = world.person("ABC", activate=False)
+    world.banks["ABC"].call("8102", {"data": {"card_no": h.card_no, "certno": h.certno,
+                                              "pin_changed": True, "pin": "604817"}})
+
+    def dump(tx: object) -> str:
+        out = []
+        for t in ("requests", "answers", "card_events", "entries", "cards", "signins"):
+            out += [repr(r) for r in tx.all(f"SELECT * FROM {t}")]  # type: ignore[attr-defined]
+        return "\n".join(out)
+    assert "604817" not in host.store.run(dump)

@@ -22,7 +22,7 @@ from tests.support import require
 
 @pytest.mark.slow
 def test_bank_test_on_sqlite_keeps_the_books() -> None:
-    result = banktest.run_bank_test("sqlite", seconds=12, workers=3, holders=30, seed=1)
+    result = banktest.run_bank_test("sqlite", seconds=10, workers=3, holders=30, seed=1)
     assert result.check.problems == []
     stats = result.check.stats
     assert result.host_kills >= 2
@@ -36,7 +36,7 @@ def test_bank_test_on_sqlite_keeps_the_books() -> None:
 def test_bank_test_on_postgresql_keeps_the_books() -> None:
     if postgres_bin() is None:
         require("postgresql", "install the PostgreSQL server (apt-get install postgresql)")
-    result = banktest.run_bank_test("postgresql", seconds=12, workers=3, holders=30, seed=2)
+    result = banktest.run_bank_test("postgresql", seconds=10, workers=3, holders=30, seed=2)
     assert result.check.problems == []
     assert result.host_kills >= 2
     assert result.db_restarts >= 1

@@ -86,7 +86,7 @@ def _replay(generation: str, t0: bool, session: list[bytes]) -> None:
 
 
 @given(sessions(), st.sampled_from(("2.00", "3.00")), st.booleans())
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=90, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @example([b"\x00\x20\x00\x00\x03\x12\x34\x56"] * 4, "3.00", False)     # three wrong tries, then
 @example([b"\x80\x5e\x01\x00\x07\x12\x34\x56\xff\x65\x43\x21"], "2.00", True)  # CHANGE PIN T=0
 @example([b"\x00\xa4\x04\x00\xff"], "3.00", True)                      # Lc beyond the data

@@ -283,3 +283,10 @@ def test_card_errors_carry_negative_sw(rig: Rig) -> None:
     assert info.value.driver_code == -info.value.sw and info.value.sw in (0x6A83, 0x6986)
     assert isinstance(info.value, ReaderError)
     assert isinstance(CardRefused("x"), ReaderError)
+
+
+def test_itype(rig: Rig) -> None:
+    d = rig.driver(rig.card("wang-wu"))
+    assert iReadCardBas(d, 2)[0] == -1
+    assert iReadCardBas(d, 9)[0] == -1
+    assert iReadCardBas(d, 3)[0] == 0 and iReadCardBas(d, 4)[0] == 0

@@ -191,3 +191,28 @@ def test_resolver_matches_pcsc_names_by_substring() -> None:
 def test_resolver_serial_names_go_to_the_serial_transport() -> None:
     transport, name = R.open_reader("serial:loop://")
     assert name == "serial:loop://" and type(transport).__name__ == "SerialTransport"
+
+
+def test_serve_on_a_serial_line_and_read_it(tmp_path: Path) -> None:
+    """``card serve --serial`` (reader.serial_device) read back through ``serial:URL``."""
+    import subprocess
+    import sys
+
+    shutil.copy(CARDS / "wang-wu.json", tmp_path / "ww.json")
+    proc = subprocess.Popen([sys.executable, "-m", "terminal", "card", "serve",
+                             str(tmp_path / "ww.json"), "--serial", "rfc2217://127.0.0.1:0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("serving 王五 J00000033 on rfc2217://127.0.0.1:"), line
+        url = line.split(" on ", 1)[1].strip()
+        out = subprocess.run([sys.executable, "-m", "terminal", "read", "-r", f"serial:{url}",
+                              "--psam", f"virtual:{CARDS / 'psam-370800.json'}"],
+                             capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("370800|370826195507080016|J00000033|")
+    finally:
+        proc.terminate()
+        proc.wait(10)

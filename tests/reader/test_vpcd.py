@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reader.echo import ECHO_ATR, EchoCard
 from reader.vpcd import VpcdServer, parse_endpoint, read_frame
@@ -204,3 +206,22 @@ def test_many_servers_at_once() -> None:
             s.stop()
         for p in peers:
             p.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(min_size=0, max_size=600), st.lists(st.integers(1, 50), max_size=20))
+def test_frames_survive_any_split(payload: bytes, cuts: list[int]) -> None:
+    """A frame cut anywhere (vpcd's two writes, TCP segmentation) is read whole."""
+    a, b = socket.socketpair()
+    try:
+        wire = len(payload).to_bytes(2, "big") + payload + b"\x00\x01\x04"
+        pos = 0
+        for cut in cuts:
+            a.sendall(wire[pos : pos + cut])
+            pos += cut
+        a.sendall(wire[pos:])
+        assert read_frame(b, quickack=False) == payload
+        assert read_frame(b, quickack=False) == b"\x04"
+    finally:
+        a.close()
+        b.close()

@@ -126,7 +126,7 @@ def t0_atrs(draw: st.DrawFn) -> bytes:
     )
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(atr=t0_atrs(), byte_by_byte=st.booleans(), echo=st.booleans(),
        reader_echo=st.sampled_from(["auto", "match"]), pps=st.booleans(),

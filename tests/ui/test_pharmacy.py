@@ -32,10 +32,9 @@ async def start_sale(pilot: Any, world: World, app: SscardApp, card: str = FIXTU
     """Insert ``card`` with the F9 drawer, wait for the holder, add 2 × amoxicillin."""
     await pilot.press("f9")
     await wait_text(pilot, f"insert {card}")
-    names = [c for c in app.services.drawer.state().cards] if app.services.drawer else []
-    for _ in range(names.index(card)):
-        await pilot.press("down")
-    await pilot.press("enter")
+    assert app.services.drawer is not None
+    names = list(app.services.drawer.state().cards)
+    await pilot.press(str(names.index(card) + 1))  # the dialog numbers its choices
     await wait_until(pilot, lambda: app.screen.query_one(CardPanel).balance_fen is not None
                      or "refused" in screen_text(app) or "lost" in screen_text(app),
                      what="the holder on the card panel")
@@ -72,6 +71,12 @@ async def test_a_sale_shows_the_slip_with_the_balance_and_books_it(world: World)
         assert AMOXICILLIN in slip and "J00****17" in slip
         balance_line = next(ln for ln in slip.splitlines() if "账户余额" in ln)
         assert "475.00" in balance_line
+        await pilot.press("f8")  # keep the slip as a file (printable text)
+        await wait_until(pilot, lambda: not isinstance(app.screen, SlipPreview), what="closed")
+        saved = list((world.data / "slips").glob("slip-*.txt"))
+        assert len(saved) == 1
+        assert "账户余额" in saved[0].read_text(encoding="utf-8")
+        assert app.screen.query_one(CardPanel).balance_fen == OPENING_BALANCE - 2500
     # the books: the personal account paid 25.00, nothing else moved, every entry balances
     assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE - 2500, 100000)
     assert [(s[1], s[2]) for s in world.settlements()] == [("settled", 2500)]
@@ -146,3 +151,61 @@ async def test_a_dead_host_is_reported_and_nothing_is_charged(
         assert app.screen.query_one("#search", Input) is not None
     assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
     assert world.settlements() == []
+
+
+async def test_card_events_from_the_monitor_drive_the_sale(world: World) -> None:
+    """Insert/remove arrive from the reader monitor (a worker): inserting starts the sale,
+    pulling the card before paying keeps the cart, re-inserting puts it back."""
+    stack = world.stack("pharmacy", watch=True)
+    drawer = stack.services.drawer
+    assert drawer is not None
+    app = SscardApp(stack.services, mode="pharmacy")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_text(pilot, "请插卡")
+        drawer.insert(FIXTURE_CARD)
+        await wait_text(pilot, "张三", "¥500.00")
+        await add_amoxicillin(pilot, app)
+        drawer.remove()
+        await wait_text(pilot, "No card")
+        drawer.insert(FIXTURE_CARD)
+        await wait_until(pilot, lambda: app.screen.flow is not None
+                         and not app.screen.flow.finished and len(app.screen.flow.cart) == 1,
+                         what="the cart back on the new sale")
+        assert app.screen.flow.cart.total_fen == 2500
+        await wait_text(pilot, "张三", AMOXICILLIN)
+    assert world.settlements() == []
+
+
+async def test_theme_and_mode_switch_from_the_keyboard(world: World) -> None:
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", theme="light", watch_cards=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == "sscard-light"
+        await pilot.press("ctrl+t")
+        assert app.theme == "sscard-dark"
+        await pilot.press("f10")
+        await wait_text(pilot, "Mode 模式", "Workbench")
+        await pilot.press("4")  # numbered choice: the workbench
+        await wait_text(pilot, "Workbench 工作台", "Console")
+        assert app.current_mode == "workbench"
+        await pilot.press("f10")
+        await pilot.press("2")
+        await wait_text(pilot, "Hospital 住院", "Admission")
+
+
+async def test_the_pin_pad_works_with_the_mouse(world: World) -> None:
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app, qty=1)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        for digit in "2468199":  # the seventh digit is ignored: a PIN has six
+            await pilot.click(f"#pin-{digit}")
+        await pilot.click("#pin-back")  # a wrong digit: ⌫ takes it back
+        await pilot.click("#pin-0")
+        assert app.screen.digits == FIXTURE_PIN
+        await pilot.click("#pin-ok")
+        await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE - 1250, 100000)

@@ -98,7 +98,7 @@ def test_workbench_file_tree_100x30(snap_compare: Any, world: World) -> None:
 
     async def run_before(pilot: Any) -> None:
         await wait_until(pilot, lambda: bench.reader is not None, what="connection")
-        pilot.app.clear_notifications()
+        await wait_text(pilot, "ATR 3B")
         await pilot.press("f4")
         tree = pilot.app.screen.query_one("#files", Tree)
         node = next(n for n in _walk(tree.root) if n.data == ("SSSE", "EF05"))
@@ -114,3 +114,39 @@ def _walk(node: Any) -> Any:
     yield node
     for child in node.children:
         yield from _walk(child)
+
+
+def test_workbench_console_80x24(snap_compare: Any, world: World) -> None:
+    stack = world.stack("workbench")
+    assert stack.services.drawer is not None and stack.services.workbench is not None
+    stack.services.drawer.insert(FIXTURE_CARD)
+    app = SscardApp(stack.services, mode="workbench", watch_cards=False)
+    bench = stack.services.workbench
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: bench.reader is not None, what="connection")
+        await wait_text(pilot, "ATR 3B")
+        await pilot.press("f3")
+        for command in ("00A404000F7378312E73682EC9E7BBE1B1A3D5CF", "00A4020002EF05",
+                        "00B2070000"):
+            pilot.app.screen.query_one("#apdu-input", Input).value = command
+            await pilot.press("enter")
+            await wait_until(pilot, lambda c=command: bool(bench.history)
+                             and bench.history[-1].command.hex().upper() == c, what=command)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_hospital_admission_80x24(snap_compare: Any, world: World) -> None:
+    stack = world.stack("hospital")
+    assert stack.services.drawer is not None
+    stack.services.drawer.insert(FIXTURE_CARD)
+    app = SscardApp(stack.services, mode="hospital", theme="light", watch_cards=False)
+
+    async def run_before(pilot: Any) -> None:
+        await pilot.press("f6")
+        await wait_text(pilot, "Compare the patient", "1980-01-01")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import require
 from terminal.cli.cmd_terminal import prepare_data_dir
 from tests.core.hosting import enrol, init_host
+from tests.support import require
 from tests.ui.conftest import FIXTURE_CARD, FIXTURE_PIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,11 +97,9 @@ def test_a_sale_in_a_real_terminal_prints_the_balance(tmux: Tmux) -> None:
     tmux.wait_for("请插卡", timeout=60)
     tmux.keys("F9")  # the card drawer of the virtual reader
     screen = tmux.wait_for(f"insert {FIXTURE_CARD}")
-    choices = [ln.split("insert ", 1)[1].split()[0] for ln in screen.splitlines()
-               if "insert " in ln]
-    for _ in range(choices.index(FIXTURE_CARD)):
-        tmux.keys("Down")
-    tmux.keys("Enter")
+    line = next(ln for ln in screen.splitlines() if f"insert {FIXTURE_CARD}" in ln)
+    number = line.split(f"insert {FIXTURE_CARD}")[0].split()[-1]  # "5 insert zhang-san"
+    tmux.type(number)
     tmux.wait_for(lambda s: "¥500.00" in s and "张三" in s, timeout=30)
     tmux.keys("F2")
     tmux.type("2*amxl")

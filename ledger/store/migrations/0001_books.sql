@@ -63,15 +63,21 @@ CREATE TABLE postings (
 );
 CREATE INDEX postings_account ON postings (account_id);
 
--- Idempotency: one row per applied msgid with the first answer.
+-- Idempotency: one row per applied msgid (claimed by a plain insert at the start of the
+-- transaction), and its first answer (inserted at the end). Neither is ever updated, so
+-- no transaction reads the hot end of the msgid index (SERIALIZABLE stays conflict-free).
 CREATE TABLE requests (
     msgid          TEXT PRIMARY KEY,
     infno          TEXT NOT NULL,
     digest         TEXT NOT NULL,
     status         TEXT NOT NULL,
-    response       TEXT NOT NULL,
     fixmedins_code TEXT NOT NULL,
     created_at     TEXT NOT NULL
+);
+
+CREATE TABLE answers (
+    msgid    TEXT PRIMARY KEY,
+    response TEXT NOT NULL
 );
 
 CREATE TABLE reversals (

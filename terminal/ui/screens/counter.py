@@ -125,9 +125,9 @@ class CounterScreen(FlowScreen):
                 yield Label("", id="counter-rule")
                 with VerticalScroll(id="counter-fields"):
                     yield Label(FIELD_LABELS["card_no"], id="label-card_no")
-                    yield Input(id="card_no", compact=True, placeholder="9 characters, e.g. J0000001…")
+                    yield Input(id="card_no", compact=True, placeholder="9 characters")
                     yield Label(FIELD_LABELS["certno"], id="label-certno")
-                    yield Input(id="certno", compact=True, placeholder="18 characters from the ID card")
+                    yield Input(id="certno", compact=True, placeholder="18 characters")
                     yield Checkbox(FIELD_LABELS["formal"], id="formal", compact=True)
                     yield Checkbox(FIELD_LABELS["holder_fault"], id="holder_fault",
                                    compact=True)

@@ -7,13 +7,17 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.events import Key
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 
 class ChooseDialog(ModalScreen[str | None]):
-    """Pick one of ``choices`` (id, label); dismisses with the id or None (Esc)."""
+    """Pick one of ``choices`` (id, label); dismisses with the id or None (Esc).
+
+    The first nine choices are numbered: pressing the number picks it at once.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
@@ -26,7 +30,9 @@ class ChooseDialog(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*[Option(label, id=key) for key, label in self.choices])
+            yield OptionList(*[
+                Option(f"{n} {label}" if n <= 9 else f"  {label}", id=key)
+                for n, (key, label) in enumerate(self.choices, 1)])
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -37,6 +43,13 @@ class ChooseDialog(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(event.option.id)
+
+    def on_key(self, event: Key) -> None:
+        if event.character and event.character.isdigit() and event.character != "0":
+            index = int(event.character) - 1
+            if index < len(self.choices):
+                event.stop()
+                self.dismiss(self.choices[index][0])
 
     def action_cancel(self) -> None:
         self.dismiss(None)

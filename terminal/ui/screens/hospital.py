@@ -47,7 +47,7 @@ class HospitalScreen(FlowScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "search", "Fees"),
         Binding("f3", "switch_tab", "Adm/Dis"),
-        Binding("f4", "reject_or_remove", "Reject/Del"),
+        Binding("f4", "reject_or_remove", "Reject"),
         Binding("f5", "payment", "Pay by"),
         Binding("f6", "read_card", "Card"),
         Binding("f7", "new", "New"),

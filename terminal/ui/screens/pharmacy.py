@@ -64,7 +64,8 @@ class PharmacyScreen(FlowScreen):
         self.carried: list[tuple[str, int]] = []
         """Cart lines kept while the card is out, re-added when it is back."""
         self.last_slip: str = ""
-        self.pin_problem = ""
+        self.pulled = False
+        """The card was pulled before paying and the sale was dropped (nothing charged)."""
 
     def compose(self) -> ComposeResult:
         yield StatusBar("Pharmacy 药店收银", id="status")
@@ -101,6 +102,7 @@ class PharmacyScreen(FlowScreen):
         if services.card is None or services.host is None or services.catalogue is None:
             self.progress.stop("not connected to a card reader and a host", "error")
             return
+        self.pulled = False
         panel = self.query_one(CardPanel)
         panel.clear()
         panel.phase = "reading"
@@ -135,6 +137,13 @@ class PharmacyScreen(FlowScreen):
         if flow is None:
             return
         panel = self.query_one(CardPanel)
+        if self.pulled and flow.finished:
+            panel.clear()
+            self.query_one(SplitPanel).split = None
+            kept = " the cart is kept;" if self.carried else ""
+            self.progress.stop(f"card removed before paying: nothing was charged;{kept} insert "
+                               "the card again 卡已拔出，请重新插卡", "idle")
+            return
         split_panel = self.query_one(SplitPanel)
         split_panel.pending = ""
         if flow.person is not None:
@@ -235,7 +244,7 @@ class PharmacyScreen(FlowScreen):
 
         def entered(pin: str | None) -> None:
             current = self.flow
-            if current is None or current.state is not C.PIN:
+            if current is None or current.state is not C.PIN or self.pulled:
                 return
             if pin is None:
                 self.drive(current.cancel_pin, "cancelling")
@@ -297,6 +306,7 @@ class PharmacyScreen(FlowScreen):
             return
         if flow.state is C.CART or (flow.state is C.PIN and not flow.setl_id):
             self.carried = [(ln.item.code, ln.qty) for ln in flow.cart.lines]
+            self.pulled = True
             if isinstance(self.app.screen, PinPad):
                 self.app.screen.dismiss(None)
             self.drive(flow.cancel, "card removed")

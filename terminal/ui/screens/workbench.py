@@ -14,11 +14,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Input, TabbedContent, TabPane, Tree
+from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane, Tree
 
 from terminal.core.workbench import (
     Exchange,
     NodeContent,
+    ReaderInfo,
     ReplayReport,
     TraceLine,
     Workbench,
@@ -46,6 +47,9 @@ class WorkbenchScreen(Screen[None]):
         Binding("f7", "trace", "Trace"),
     ]
 
+    atr: bytes = b""
+    """The ATR of the connected card (shown in the status bar)."""
+
     @property
     def sscard(self) -> SscardApp:
         return cast("SscardApp", self.app)
@@ -63,6 +67,8 @@ class WorkbenchScreen(Screen[None]):
                 yield FileBrowser(id="browser")
             with TabPane("Trace 跟踪", id="tab-trace"):
                 yield TracePanel(id="trace")
+            with TabPane("Readers 读卡器", id="tab-readers"):
+                yield DataTable(id="readers", cursor_type="row")
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -73,7 +79,13 @@ class WorkbenchScreen(Screen[None]):
             return
         self._trace_feed = self.query_one(TracePanel).feed
         self.bench.subscribe(self._trace_feed)
+        readers = self.query_one("#readers", DataTable)
+        readers.add_column("reader", key="name")
+        readers.add_column("card", key="card")
+        readers.add_column("state", key="state")
+        readers.add_column("ATR", key="atr")
         self.refresh_status()
+        self.list_readers()
         self.connect(self.sscard.services.reader)
 
     def on_unmount(self) -> None:
@@ -85,10 +97,12 @@ class WorkbenchScreen(Screen[None]):
         status = self.query_one(StatusBar)
         bench = self.bench
         status.reader = (bench.reader if bench and bench.reader else "not connected")
-        status.card = "● recording trace" if bench and bench.recording else ""
+        card = f"ATR {self.atr.hex(' ').upper()}" if bench and bench.reader and self.atr else ""
+        recording = "● recording trace" if bench and bench.recording else ""
+        status.card = "  ".join(part for part in (card, recording) if part)
 
     # -- readers --------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="bench")
+    @work(thread=True, exclusive=True, group="bench", exit_on_error=False)
     def connect(self, reader: str) -> None:
         bench = self.bench
         if bench is None or not reader:
@@ -96,12 +110,13 @@ class WorkbenchScreen(Screen[None]):
         try:
             atr = bench.open(reader)
         except WorkbenchError as exc:
+            self.atr = b""
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
         else:
-            self.app.call_from_thread(self.notify, f"{reader}: ATR {atr.hex(' ').upper()}")
+            self.atr = atr
         self.app.call_from_thread(self.refresh_status)
 
-    @work(thread=True, exclusive=True, group="bench")
+    @work(thread=True, exclusive=True, group="bench", exit_on_error=False)
     def action_choose_reader(self) -> None:
         if self.bench is None:
             return
@@ -125,12 +140,47 @@ class WorkbenchScreen(Screen[None]):
                              chosen)
 
     def on_card_inserted(self, message: CardInserted) -> None:
-        self.connect(message.reader)
+        self.list_readers()
+        if message.reader == self.sscard.services.reader or self.bench is None \
+                or self.bench.reader is None:
+            self.connect(message.reader)
 
     def on_card_removed(self, message: CardRemoved) -> None:
-        if self.bench is not None and self.bench.reader == message.reader:
+        self.close_if(message.reader)
+
+    @work(thread=True, exclusive=True, group="bench", exit_on_error=False)
+    def close_if(self, reader: str) -> None:
+        """The card left ``reader``: drop the connection to it (off the event loop)."""
+        if self.bench is not None and self.bench.reader == reader:
             self.bench.close()
-        self.refresh_status()
+        self.app.call_from_thread(self.refresh_status)
+        self.app.call_from_thread(self.list_readers)
+
+    @work(thread=True, exclusive=True, group="readers", exit_on_error=False)
+    def list_readers(self) -> None:
+        """Refresh the Readers tab (live: called on every insert/remove)."""
+        if self.bench is None:
+            return
+        try:
+            readers = self.bench.readers()
+        except Exception as exc:  # a reader service failure must not kill the screen
+            self.app.call_from_thread(self.notify, f"cannot list readers: {exc}",
+                                      severity="error")
+            return
+        self.app.call_from_thread(self._show_readers, readers)
+
+    def _show_readers(self, readers: list[ReaderInfo]) -> None:
+        table = self.query_one("#readers", DataTable)
+        table.clear()
+        for info in readers:
+            table.add_row(info.name, "card 有卡" if info.card_present else "empty 无卡",
+                          info.state, info.atr.hex(" ").upper() if info.atr else "",
+                          key=info.name)
+
+    @on(DataTable.RowSelected, "#readers")
+    def reader_chosen(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.connect(str(event.row_key.value))
 
     # -- console ----------------------------------------------------------------------
     def action_console(self) -> None:
@@ -147,7 +197,7 @@ class WorkbenchScreen(Screen[None]):
             self.send(event.value)
             event.input.value = ""
 
-    @work(thread=True, exclusive=False, group="bench")
+    @work(thread=True, exclusive=False, group="bench", exit_on_error=False)
     def send(self, text: str) -> None:
         if self.bench is None:
             return
@@ -172,7 +222,7 @@ class WorkbenchScreen(Screen[None]):
         tree.focus()
         self.read_file(self.query_one(FileBrowser).selected_path)
 
-    @work(thread=True, exclusive=True, group="bench")
+    @work(thread=True, exclusive=True, group="bench", exit_on_error=False)
     def read_file(self, path: tuple[str, ...]) -> None:
         if self.bench is None:
             return
@@ -226,7 +276,7 @@ class WorkbenchScreen(Screen[None]):
         self.app.push_screen(AskDialog("Replay a trace against this card 回放跟踪", default),
                              chosen)
 
-    @work(thread=True, exclusive=True, group="bench")
+    @work(thread=True, exclusive=True, group="bench", exit_on_error=False)
     def replay(self, path: Path, pin: str | None) -> None:
         if self.bench is None:
             return

@@ -16,7 +16,6 @@ INSURANCE_TYPES = {
 }
 
 CARD_STATES = {
-    "": "normal 正常",
     "active": "normal 正常",
     "activated": "normal 正常",
     "normal": "normal 正常",
@@ -86,7 +85,8 @@ class CardPanel(Widget):
             grid.add_row("ID 证号", mask_id(self.ssn))
         if self.card_number:
             grid.add_row("card 卡号", self.card_number)
-        grid.add_row("state 状态", CARD_STATES.get(self.state, self.state))
+        if self.state:
+            grid.add_row("state 状态", CARD_STATES.get(self.state, self.state))
         if self.insutype:
             grid.add_row("type 险种", INSURANCE_TYPES.get(self.insutype, self.insutype))
         if self.balance_fen is not None:

@@ -61,7 +61,7 @@ class ApduConsole(Widget):
         table = self.query_one("#history", DataTable)
         table.add_column("#", key="n")
         table.add_column("command", key="name")
-        table.add_column("APDU", key="apdu", width=28)
+        table.add_column("APDU", key="apdu", width=20)
         table.add_column("SW", key="sw")
         self.query_one("#decoded", Tree).show_root = False
 
@@ -78,7 +78,7 @@ class ApduConsole(Widget):
     def show(self, exchange: Exchange) -> None:
         tree = self.query_one("#decoded", Tree)
         tree.clear()
-        tree.root.add_leaf(f"{exchange.name}  {exchange.seconds * 1000:.1f} ms")
+        tree.root.add_leaf(f"#{exchange.index} {exchange.name}")
         tree.root.add_leaf(exchange.sw_text)
         if exchange.data:
             data = tree.root.add(f"data ({len(exchange.data)} bytes)", expand=True)

@@ -1,0 +1,1 @@
+"""The screens of the terminal: one per mode, plus small dialogs."""

@@ -1,0 +1,1 @@
+"""Reusable widgets of the terminal, grouped by the area of the screen they show."""
