@@ -22,6 +22,7 @@ pcscd must be running with vsmartcard-vpcd; when it is not and this process may 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -75,6 +76,30 @@ def _pcscd_ready(timeout: float) -> bool:
             pass
         time.sleep(0.05)
     return False
+
+
+LAB_LOCK = Path("/tmp/sscard-pcscd.lock")
+"""The lock the pcscd test lab holds (tests/reader/pcsclab.py): never share the vpcd slots
+with a test session running at the same time."""
+
+
+@contextmanager
+def pcscd_lab_lock(timeout: float = 600) -> Iterator[None]:
+    with LAB_LOCK.open("a+") as fd:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("a test session keeps the pcscd lab busy; retry later"
+                                     ) from None
+                time.sleep(0.5)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -241,7 +266,7 @@ def full_read(tmp: Path, n_inproc: int, n_pcscd: int) -> dict[str, Any]:
 
 def run(quick: bool = False) -> dict[str, Any]:
     n_apdu = 400 if quick else 3000
-    with pcscd_running() as how, tempfile.TemporaryDirectory() as d:
+    with pcscd_lab_lock(), pcscd_running() as how, tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         rt = apdu_round_trip(tmp, n_apdu)
         slow = no_quickack_sample(10 if quick else 30)

@@ -15,6 +15,13 @@ are allocated from an :class:`IssuerRegistry` file when one is given (unique per
 area), else at random. Card numbers carry their check character, card identification codes
 their authentication code (:func:`card.image.card_id_auth`); PANs their Luhn digit.
 
+Given numbers (a replacement card, spec/host.md §5: the host assigns the new card number,
+card identification code and PAN, seed rules L1/L2/A5): :func:`issue` takes them as
+``card_number``, ``card_id_code`` and ``pan`` (and ``pan_seq``), checks each one
+(:func:`check_card_number`, :func:`check_card_id_code`, :func:`check_pan`) and, with a
+registry, refuses numbers already issued. The card serial is the one inside the card
+identification code (spec/card.md §4), so the ATR historical bytes carry the same serial.
+
 ATR historical bytes (13): ``00 81`` chip supplier ‖ ``4A 44 46`` COS ‖ ``86 60`` card maker ‖
 first four digits of the area code (BCD) ‖ serial (4 bytes).
 """
@@ -31,6 +38,7 @@ from typing import Any
 
 from apdu import atr as atrmod
 from apdu import codec
+from apdu.errors import ApduError
 from card import keys, pboc
 from card.errors import IssueError
 from card.image import BANKS, CardImage, PinRecord, atomic_write, card_id_auth, seal
@@ -71,6 +79,51 @@ def historical_bytes(area: str, serial: bytes) -> bytes:
     return bytes.fromhex("00814A44468660") + bytes.fromhex(area[:4]) + serial
 
 
+def check_card_number(card_number: str) -> str:
+    """A given card number, upper-cased, or :class:`IssueError` saying what is wrong
+    (spec/card.md §4: 8 characters 0-9/A-Z and the check character)."""
+    cn = card_number.strip().upper()
+    if len(cn) != 9 or not cn.isascii() or not cn.isalnum():
+        raise IssueError(f"card number {card_number!r} must be 9 characters: 8 digits or "
+                         "capital letters and a check character (spec/card.md §4)")
+    want = codec.card_number_check_char(cn[:8])
+    if cn[8] != want:
+        raise IssueError(f"card number {cn} has the wrong check character {cn[8]!r} "
+                         f"(expected {want!r} for {cn[:8]}): retype it from the host's answer")
+    return cn
+
+
+def check_card_id_code(card_id_code: str, area: str) -> codec.CardIdCode:
+    """A given card identification code (spec/card.md §4: city code ‖ ``D156000005`` ‖
+    serial ‖ authentication code, 32 hex) of ``area``, or :class:`IssueError`."""
+    text = card_id_code.strip().upper()
+    if len(text) != 32 or any(c not in "0123456789ABCDEF" for c in text):
+        raise IssueError(f"card identification code {card_id_code!r} must be 32 hex "
+                         "characters (spec/card.md §4)")
+    try:
+        cid = codec.CardIdCode.from_hex(text)
+    except ApduError as exc:
+        raise IssueError(f"card identification code {text}: {exc}") from None
+    if cid.city != area:
+        raise IssueError(f"card identification code {text} belongs to area {cid.city}, "
+                         f"not {area}")
+    if cid.auth != card_id_auth(cid.city, cid.serial):
+        raise IssueError(f"card identification code {text} has a wrong authentication code "
+                         "(last 8 characters): it was not issued for this serial")
+    return cid
+
+
+def check_pan(pan: str) -> str:
+    """A given PAN: 16 to 19 digits with a correct Luhn digit (ISO/IEC 7812-1)."""
+    p = pan.strip()
+    if not p.isascii() or not p.isdigit() or not 16 <= len(p) <= 19:
+        raise IssueError(f"PAN {pan!r} must be 16 to 19 digits")
+    if luhn_digit(p[:-1]) != p[-1]:
+        raise IssueError(f"PAN {p} has the wrong Luhn check digit (expected "
+                         f"{luhn_digit(p[:-1])})")
+    return p
+
+
 @dataclass
 class Holder:
     """Who the card is for. ``birth_date`` and ``sex`` default to what the ID number says."""
@@ -100,8 +153,8 @@ class Issued:
 class IssuerRegistry:
     """A JSON file recording the serials and card numbers already issued, per area.
 
-    Shape: ``{"areas": {"370800": {"next": 42, "card_numbers": [...]}}}``; written
-    atomically after every allocation.
+    Shape: ``{"areas": {"370800": {"next": 42, "card_numbers": [...],
+    "card_id_codes": [...]}}}``; written atomically after every issue.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -118,16 +171,35 @@ class IssuerRegistry:
 
     def allocate(self, area: str) -> int:
         """The next sequence number of ``area`` (1, 2, ...)."""
-        entry = self.doc["areas"].setdefault(area, {"next": 1, "card_numbers": []})
+        entry = self._entry(area)
         seq = int(entry["next"])
         entry["next"] = seq + 1
         return seq
 
-    def record(self, area: str, card_number: str) -> None:
-        entry = self.doc["areas"][area]
-        if card_number in entry["card_numbers"]:
-            raise IssueError(f"card number {card_number} already issued in {self.path}")
+    def _entry(self, area: str) -> dict[str, Any]:
+        entry: dict[str, Any] = self.doc["areas"].setdefault(
+            area, {"next": 1, "card_numbers": []})
+        return entry
+
+    def check_free(self, area: str, card_number: str = "", card_id_code: str = "") -> None:
+        """:class:`IssueError` when ``card_number`` or ``card_id_code`` was issued already."""
+        entry = self.doc["areas"].get(area, {})
+        if card_number and card_number in entry.get("card_numbers", []):
+            raise IssueError(f"card number {card_number} was already issued (issuer file "
+                             f"{self.path}); a card number is never reused")
+        if card_id_code and card_id_code in entry.get("card_id_codes", []):
+            raise IssueError(f"card identification code {card_id_code} was already issued "
+                             f"(issuer file {self.path})")
+
+    def has(self, area: str, card_number: str) -> bool:
+        return card_number in self.doc["areas"].get(area, {}).get("card_numbers", [])
+
+    def record(self, area: str, card_number: str, card_id_code: str = "") -> None:
+        self.check_free(area, card_number, card_id_code)
+        entry = self._entry(area)
         entry["card_numbers"].append(card_number)
+        if card_id_code:
+            entry.setdefault("card_id_codes", []).append(card_id_code)
         atomic_write(self.path, json.dumps(self.doc, indent=1) + "\n")
 
 
@@ -167,10 +239,16 @@ def _rec(tag: int, value: bytes) -> str:
 def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: str = "3.00",
           algorithm: str | None = None, pin_policy: str = "shared", pin_max_tries: int = 3,
           issue_date: dt.date | None = None, registry: IssuerRegistry | None = None,
-          pin: str | None = None, locked: bool = False) -> Issued:
+          pin: str | None = None, locked: bool = False, card_number: str | None = None,
+          card_id_code: str | None = None, pan: str | None = None, pan_seq: int | None = None,
+          photo: bytes | None = None) -> Issued:
     """Issue a card image. ``algorithm`` defaults to SM4 for 3.00 and 3DES before.
 
     ``pin`` overrides the initial PIN (fixtures); ``locked`` issues it with the PIN blocked.
+    ``card_number``, ``card_id_code`` (its serial is the card serial), ``pan`` and ``pan_seq``
+    are numbers assigned elsewhere (the host, for a replacement): validated, checked against
+    ``registry``, used as given; any left out is allocated as usual. ``photo`` (JPEG, at most
+    4096 bytes) replaces the generated portrait (a replacement keeps the holder's photo).
     """
     ssn, birth, sex = _validate_holder(holder)
     bank = bank.upper()
@@ -191,25 +269,46 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     today = issue_date or dt.date.today()
     expiry = today.replace(year=today.year + 10)
 
-    # numbering
+    # numbering: given numbers first (checked), the rest allocated
+    given_cn = check_card_number(card_number) if card_number is not None else None
+    given_cid = check_card_id_code(card_id_code, area) if card_id_code is not None else None
+    given_pan = check_pan(pan) if pan is not None else None
+    psn = 1 if pan_seq is None else pan_seq
+    if not 0 <= psn <= 99:
+        raise IssueError(f"PAN sequence number must be 0..99, got {psn}")
+    if photo is not None and (not photo.startswith(b"\xff\xd8") or len(photo) > 0x1000):
+        raise IssueError("the photo must be a JPEG of at most 4096 bytes (spec/card.md §3)")
     if registry is not None:
+        registry.check_free(area, given_cn or "", given_cid.to_hex() if given_cid else "")
+    seq = 0
+    if registry is not None and (given_cn is None or given_cid is None):
         seq = registry.allocate(area)
+        while given_cn is None and registry.has(area, _registry_number(seq)):
+            seq = registry.allocate(area)  # a given number took this one earlier
         if seq > 9_999_999:
             raise IssueError(f"area {area} has used up its card numbers")
+    if given_cid is not None:
+        serial = bytes.fromhex(given_cid.serial)
+    elif registry is not None:
         serial = seq.to_bytes(4, "big")
-        body = CARD_NUMBER_PREFIX + f"{seq:07d}"
     else:
-        rnd = secrets.randbelow(9_000_000) + 1_000_000
         serial = secrets.token_bytes(4)
-        body = CARD_NUMBER_PREFIX + f"{rnd:07d}"
-    card_number = body + codec.card_number_check_char(body)
+    if given_cn is not None:
+        card_number = given_cn
+    elif registry is not None:
+        card_number = _registry_number(seq)
+    else:
+        body = CARD_NUMBER_PREFIX + f"{secrets.randbelow(9_000_000) + 1_000_000:07d}"
+        card_number = body + codec.card_number_check_char(body)
     serial_hex = serial.hex().upper()
-    cid = codec.CardIdCode(area, serial_hex, card_id_auth(area, serial_hex))
+    cid = given_cid or codec.CardIdCode(area, serial_hex, card_id_auth(area, serial_hex))
     hist = historical_bytes(area, serial)
     atr = atrmod.build(hist, tb1=0, tc1=0)
-    pan_body = BANK_BINS[bank] + area[:4] + f"{int.from_bytes(serial, 'big') % 10**8:08d}"
-    pan = pan_body + luhn_digit(pan_body)
-    psn = 1
+    if given_pan is not None:
+        pan = given_pan
+    else:
+        pan_body = BANK_BINS[bank] + area[:4] + f"{int.from_bytes(serial, 'big') % 10**8:08d}"
+        pan = pan_body + luhn_digit(pan_body)
 
     initial_pin = pin or (f"{secrets.randbelow(10**6):06d}" if bank == "CCB" else INITIAL_PIN)
     if not initial_pin.isdigit() or not 4 <= len(initial_pin) <= 12:
@@ -251,7 +350,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     ef06_read = "key:RKSSSE" if generation == "3.00" else "free"
     ssse_fci = (bytes([0x6F, 0x1C, 0x84, 0x0F]) + SSSE_NAME
                 + bytes.fromhex("A50988011E9F0C038601") + bytes([alg]))
-    photo = make_photo(ssn)
+    photo_data = photo if photo is not None else make_photo(ssn)
 
     def df(fid: str, children: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {"kind": "df", "fid": fid, "name": DF_AIDS[fid], "label": fid,
@@ -270,7 +369,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
              "data": ""},
             {"kind": "ef", "fid": "EF08", "sfi": 8, "structure": "transparent",
              "read": "key:RKSSSE", "write": "mac:UKSSSE", "label": "EF08", "size": 0x1000,
-             "data": photo.hex().upper()},
+             "data": photo_data.hex().upper()},
             df("DF01"), df("DF02"), df("DF03"),
             df("DF04", [
                 {"kind": "ef", "fid": "EF05", "sfi": 5, "structure": "records", "read": "pin",
@@ -325,5 +424,10 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     doc = seal(doc)
     CardImage.from_doc(doc)  # self-check: what we issue must load
     if registry is not None:
-        registry.record(area, card_number)
+        registry.record(area, card_number, cid.to_hex())
     return Issued(doc, initial_pin, card_number)
+
+
+def _registry_number(seq: int) -> str:
+    body = CARD_NUMBER_PREFIX + f"{seq:07d}"
+    return body + codec.card_number_check_char(body)

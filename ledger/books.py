@@ -18,6 +18,7 @@ Account identifiers: ``medical:<psn_no>``, ``bank:<pan>``, ``oldmed:<old card no
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -112,15 +113,9 @@ def post(tx: Tx, entry: Entry) -> None:
         amt = merged[a]
         if amt == 0:
             continue
-        n = tx.execute("UPDATE accounts SET balance = balance + ? "
-                       "WHERE account_id = ? AND balance + ? >= 0", (amt, a, amt))
-        if n != 1:
-            row = tx.one("SELECT balance FROM accounts WHERE account_id = ?", (a,))
-            if row is None:
-                raise NotFound(f"account {a} does not exist")
-            raise InsufficientFunds(
-                f"insufficient balance: the {KIND_NAMES[kind_of(a)]} holds {yuan(int(row[0]))} "
-                f"yuan, {yuan(-amt)} yuan needed; nothing was charged")
+        tx.defer("UPDATE accounts SET balance = balance + ? "
+                 "WHERE account_id = ? AND balance + ? >= 0", (amt, a, amt),
+                 check=functools.partial(_refuse, account_id=a, amount=amt))
     tx.defer("INSERT INTO entries (entry_id, msgid, kind, day, fixmedins_code, created_at, "
                "ref_entry_id, memo) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                (entry.entry_id, entry.msgid, entry.kind, entry.day, entry.fixmedins_code,
@@ -133,6 +128,16 @@ def post(tx: Tx, entry: Entry) -> None:
     else:
         tx.many("INSERT INTO postings (entry_id, seq, account_id, amount) VALUES (?, ?, ?, ?)",
                 [(entry.entry_id, i, a, amt) for i, (a, amt) in enumerate(postings)])
+
+
+def _refuse(tx: Tx, account_id: str, amount: int) -> None:
+    """The guarded update changed no row: say precisely why."""
+    row = tx.one("SELECT balance FROM accounts WHERE account_id = ?", (account_id,))
+    if row is None:
+        raise NotFound(f"account {account_id} does not exist")
+    raise InsufficientFunds(
+        f"insufficient balance: the {KIND_NAMES[kind_of(account_id)]} holds "
+        f"{yuan(int(row[0]))} yuan, {yuan(-amount)} yuan needed; nothing was charged")
 
 
 def entry_postings(tx: Tx, entry_id: str) -> list[tuple[str, int]]:

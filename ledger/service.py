@@ -179,21 +179,30 @@ class HostService:
             fp = digest(request)
 
             def work(tx: Tx) -> tuple[dict[str, Any], str]:
-                if env.infno != "9001" and self.require_sign_in:
-                    row = tx.one("SELECT fixmedins_code, signed_out_at, paasid FROM signins "
-                                 "WHERE sign_no = ?", (env.sign_no,))
-                    self._check_sign_in(env, paasid, row)
+                need_sign = env.infno != "9001" and self.require_sign_in
                 if not op.writes:
+                    if need_sign:
+                        self._check_sign_in(env, paasid, self._sign_row(tx, env))
                     return op.fn(ctx, tx, data), ""
-                # Claim the msgid first with a plain insert: no read of a missing key and
-                # no ON CONFLICT probe, so concurrent requests take no predicate lock on
-                # the msgid index under SERIALIZABLE. A duplicate is answered in a second,
-                # read-only transaction (see below).
-                if not tx.insert_new(
-                        "INSERT INTO requests (msgid, infno, digest, status, fixmedins_code, "
-                        "created_at) VALUES (?, ?, ?, 'done', ?, ?)",
-                        (env.msgid, env.infno, fp, env.fixmedins_code, now.isoformat())):
+                # Claim the msgid first with a plain insert (guarded by the sign-in in the
+                # same statement): no read of a missing key and no ON CONFLICT probe, so
+                # concurrent requests take no predicate lock on the msgid index under
+                # SERIALIZABLE. A duplicate is answered by a second, read-only transaction.
+                claim = ("INSERT INTO requests (msgid, infno, digest, status, fixmedins_code, "
+                         "created_at) SELECT ?, ?, ?, 'done', ?, ?")
+                args: tuple[Any, ...] = (env.msgid, env.infno, fp, env.fixmedins_code,
+                                         now.isoformat())
+                if need_sign:
+                    claim += (" WHERE EXISTS (SELECT 1 FROM signins WHERE sign_no = ? AND "
+                              "fixmedins_code = ? AND signed_out_at = '' AND "
+                              "(? = '' OR paasid = ?))")
+                    args += (env.sign_no, env.fixmedins_code, paasid or "", paasid or "")
+                n = tx.insert_new(claim, args)
+                if n is False:
                     raise _Duplicate()
+                if n is None:   # no row: the sign-in is missing, closed or not this terminal
+                    self._check_sign_in(env, paasid, self._sign_row(tx, env))
+                    raise AuthError(f"sign_no {env.sign_no} is not valid for this terminal")
                 output = op.fn(ctx, tx, data)
                 answer = self._ok(env.msgid, env.inf_time, now, output)
                 tx.defer("INSERT INTO answers (msgid, response) VALUES (?, ?)",
@@ -224,6 +233,11 @@ class HostService:
             return self._fail(msgid, now, f"internal error (reference {ref}): nothing was "
                               "written; send the same request again or report the reference",
                               "internal")
+
+    @staticmethod
+    def _sign_row(tx: Tx, env: Envelope) -> tuple[Any, ...] | None:
+        return tx.one("SELECT fixmedins_code, signed_out_at, paasid FROM signins "
+                      "WHERE sign_no = ?", (env.sign_no,))
 
     @staticmethod
     def _check_sign_in(env: Envelope, paasid: str | None, row: tuple[Any, ...] | None) -> None:

@@ -275,7 +275,8 @@ class CardDriver:
             raise CardRefused(f"{what}: card answered {describe(rsp.sw)}; card not genuine / "
                               "内部认证失败（非法卡）", -21)
         self._session(USAGE_IRK, KID_IRK, r1, what)
-        check = self._send(self.psam, CommandApdu(  # type: ignore[arg-type]
+        assert self.psam is not None  # _session refused otherwise
+        check = self._send(self.psam, CommandApdu(
             0x80, commands.INS_CIPHER_DATA, CIPHER_CHECK_INTERNAL, 0x00, r2 + rsp.data), what)
         if check.sw != 0x9000:
             self.authenticated = False

@@ -313,6 +313,53 @@ class TraceWriter(ExchangeObserver):
         self.close()
 
 
+class TracedCard:
+    """A card object that reports its own exchanges to observers (``apdu.iface.CardLike``):
+    traces the card side wherever the card is served (vpcd, a serial line, in-process)."""
+
+    def __init__(self, card: CardLike, observers: Iterable[ExchangeObserver],
+                 name: str = "card") -> None:
+        self.card = card
+        self.observers = list(observers)
+        self.name = name
+
+    def atr(self) -> bytes:
+        return self.card.atr()
+
+    def _event(self, what: str, data: bytes = b"") -> None:
+        for obs in self.observers:
+            obs.on_event(self.name, what, data)
+
+    def power_on(self) -> bytes:
+        atr = self.card.power_on()
+        self._event("power on", atr)
+        return atr
+
+    def power_off(self) -> None:
+        self.card.power_off()
+        self._event("power off")
+
+    def reset(self) -> bytes:
+        atr = self.card.reset()
+        self._event("warm reset", atr)
+        return atr
+
+    def transmit(self, command: bytes) -> bytes:
+        for obs in self.observers:
+            obs.on_command(self.name, command)
+        start = time.perf_counter()
+        response = self.card.transmit(command)
+        for obs in self.observers:
+            obs.on_response(self.name, command, response, time.perf_counter() - start)
+        return response
+
+    def insert(self) -> None:
+        """Pass a re-insertion on to a card that was pulled (fault injection)."""
+        again = getattr(self.card, "insert", None)
+        if callable(again):
+            again()
+
+
 # -- replay as a card --------------------------------------------------------------------------
 class TraceReplayCard:
     """A simulated card answering from a trace (``apdu.iface.CardLike``).

@@ -49,16 +49,23 @@ class Tx(ABC):
         """Run a statement once per parameter row (bulk insert)."""
 
     @abstractmethod
-    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool:
-        """Run an INSERT; return False if it violated a unique key. Uses no ``ON CONFLICT``
-        (whose uniqueness probe takes a predicate lock under SERIALIZABLE). After False the
-        transaction must end: PostgreSQL has aborted it."""
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool | None:
+        """Run an INSERT; True if it inserted, None if it inserted no row (an
+        ``INSERT … SELECT … WHERE`` whose condition failed), False if it violated a unique
+        key. Uses no ``ON CONFLICT`` (whose uniqueness probe takes a predicate lock under
+        SERIALIZABLE). After False the transaction must end: PostgreSQL has aborted it."""
 
-    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run a write whose result is not needed, at the latest at commit. Back ends may
-        batch deferred writes into one round trip; the transaction must not read back what
-        it deferred."""
-        self.execute(sql, params)
+    def defer(self, sql: str, params: Sequence[Any] = (),
+              check: Callable[[Tx], None] | None = None) -> None:
+        """Run a write at the latest before the next read or at commit. Back ends may batch
+        deferred writes into one round trip. With ``check``, the write must change exactly
+        one row, else ``check(tx)`` is called (and is expected to raise)."""
+        n = self.execute(sql, params)
+        if check is not None and n != 1:
+            check(self)
+
+    def flush(self) -> None:  # noqa: B027 - a no-op unless the back end defers writes
+        """Send deferred writes now (no-op where writes are never deferred)."""
 
     def load(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Bulk-insert ``rows`` (the fastest way the back end offers)."""

@@ -47,47 +47,58 @@ def _pg(sql: str) -> str:
 
 
 class PostgresTx(Tx):
+    """A transaction; deferred writes go out in one pipeline before the next statement
+    that needs an answer, or at commit (psycopg pipeline mode: one round trip)."""
+
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self.deferred: list[tuple[str, Sequence[Any]]] = []
+        self.deferred: list[tuple[str, Sequence[Any], Callable[[Tx], None] | None]] = []
 
-    def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.deferred.append((_pg(sql), params))
+    def defer(self, sql: str, params: Sequence[Any] = (),
+              check: Callable[[Tx], None] | None = None) -> None:
+        self.deferred.append((_pg(sql), params, check))
 
     def flush(self) -> None:
-        """Send the deferred writes in one pipeline (one round trip)."""
         if not self.deferred:
             return
+        batch, self.deferred = self.deferred, []
         with self.conn.pipeline():
-            for sql, params in self.deferred:
-                self.conn.execute(sql, params, prepare=True)
-        self.deferred.clear()
+            curs = [self.conn.execute(sql, params, prepare=True) for sql, params, _ in batch]
+        for cur, (_, _, check) in zip(curs, batch, strict=True):
+            if check is not None and cur.rowcount != 1:
+                check(self)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.flush()
         cur = self.conn.execute(_pg(sql), params, prepare=True)
         return int(cur.rowcount)
 
-    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool:
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool | None:
+        self.flush()
         try:
-            self.conn.execute(_pg(sql), params, prepare=True)
+            n = self.conn.execute(_pg(sql), params, prepare=True).rowcount
         except pgerr.UniqueViolation:
             return False
-        return True
+        return True if n else None
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        self.flush()
         cur = self.conn.execute(_pg(sql), params, prepare=True)
         row: Row | None = cur.fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        self.flush()
         cur = self.conn.execute(_pg(sql), params, prepare=True)
         return list(cur.fetchall())
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.flush()
         with self.conn.cursor() as cur:
             cur.executemany(_pg(sql), list(rows))
 
     def load(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.flush()
         with self.conn.cursor() as cur, cur.copy(
                 f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
             for r in rows:

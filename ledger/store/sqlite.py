@@ -32,14 +32,14 @@ class SqliteTx(Tx):
         row: Row | None = self.conn.execute(sql, params).fetchone()
         return row
 
-    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool:
+    def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool | None:
         try:
-            self.conn.execute(sql, params)
+            n = self.conn.execute(sql, params).rowcount
         except sqlite3.IntegrityError as exc:
             if "UNIQUE" in str(exc):
                 return False
             raise
-        return True
+        return True if n else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self.conn.execute(sql, params).fetchall())
@@ -85,6 +85,10 @@ class SqliteStore(Store):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=10000")
+            # keep the B-tree interior pages of large books in memory: a settlement's
+            # latency must not grow with the number of cards
+            conn.execute("PRAGMA cache_size=-65536")
+            conn.execute("PRAGMA mmap_size=1073741824")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._lock:

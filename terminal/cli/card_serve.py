@@ -23,7 +23,7 @@ from typing import Any
 
 from apdu.iface import CardLike
 from reader.echo import EchoCard
-from reader.trace import TraceWriter
+from reader.trace import TracedCard, TraceWriter
 from reader.vpcd import VpcdServer, parse_endpoint
 from terminal.cli import CliError
 
@@ -126,6 +126,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return _serve_vpcd(args, cards)
 
 
+def _open_trace(path: Path | None) -> TraceWriter | None:
+    if path is None:
+        return None
+    try:
+        return TraceWriter(path)
+    except OSError as exc:
+        raise CliError(f"cannot write the trace {path}: {exc.strerror or exc}") from None
+
+
 def _serve_serial(args: argparse.Namespace, served: tuple[CardLike, str]) -> int:
     try:
         from reader import serial_device
@@ -133,6 +142,9 @@ def _serve_serial(args: argparse.Namespace, served: tuple[CardLike, str]) -> int
         raise CliError("serial serving is not available in this installation") from None
     stop = threading.Event()
     card, label = served
+    writer = _open_trace(args.trace)
+    if writer is not None:
+        card = TracedCard(card, [writer], name=args.serial)
     if args.remove_after:
         threading.Timer(args.remove_after, stop.set).start()
     try:
@@ -142,6 +154,9 @@ def _serve_serial(args: argparse.Namespace, served: tuple[CardLike, str]) -> int
         stop.set()
     except (ValueError, OSError) as exc:
         raise CliError(f"cannot serve on {args.serial}: {exc}") from None
+    finally:
+        if writer is not None:
+            writer.close()
     _say(args, "card removed")
     return 0
 
@@ -151,7 +166,14 @@ def _serve_vpcd(args: argparse.Namespace, cards: list[tuple[CardLike, str]]) -> 
         host, port = parse_endpoint(args.vpcd, args.slot)
     except ValueError as exc:
         raise CliError(f"{exc}") from None
-    writer = TraceWriter(args.trace) if args.trace else None
+    channels = {f"vpcd:{host}:{port + i}": f"slot{args.slot + i}" for i in range(1, len(cards))}
+    writer = None
+    if args.trace is not None:
+        try:
+            writer = TraceWriter(args.trace, channels=channels)
+        except OSError as exc:
+            raise CliError(f"cannot write the trace {args.trace}: {exc.strerror or exc}"
+                           ) from None
     servers = []
     for i, (card, label) in enumerate(cards):
         observers = [writer] if writer is not None else []
@@ -199,19 +221,17 @@ def _watch_connection(args: argparse.Namespace, servers: list[tuple[VpcdServer, 
 
     def watch() -> None:
         warned = False
-        while not stop.is_set():
-            waiting = [s for s, _ in servers if s.inserted and not s.connected]
-            if waiting and not warned and stop.wait(2.0) is False:
-                still = [s for s in waiting if s.inserted and not s.connected]
-                if still:
-                    print(f"waiting for vpcd at {still[0].host}:{still[0].port} "
-                          f"({still[0].last_error or 'no answer'}); is pcscd running with "
-                          "vsmartcard-vpcd? (`sscard doctor`) — retrying", file=sys.stderr,
-                          flush=True)
-                    warned = True
-            elif not waiting:
+        while not stop.wait(2.0):
+            still = [s for s, _ in servers if s.inserted and not s.connected]
+            if still and not warned:
+                print(f"waiting for vpcd at {still[0].host}:{still[0].port} "
+                      f"({still[0].last_error or 'no answer'}); is pcscd running with "
+                      "vsmartcard-vpcd? (`sscard doctor`) — retrying", file=sys.stderr,
+                      flush=True)
+                warned = True
+            elif not still and warned:
+                _say(args, "vpcd reached: card inserted")
                 warned = False
-                stop.wait(0.5)
 
     threading.Thread(target=watch, daemon=True).start()
 

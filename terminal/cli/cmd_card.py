@@ -46,7 +46,11 @@ def register(subparsers: Any) -> None:
                "--out zhang.json\n"
                "  sscard card issue --name 李四 --id 370802198505050529 --bank ICBC \\\n"
                "      --generation 2.00 --algorithm 3DES --issuer-file issued.json "
-               "--out li.toml\n",
+               "--out li.toml\n"
+               "  # a replacement card with the numbers the host assigned (8105):\n"
+               "  sscard card issue --name 张三 --id 370802198001011235 --bank CCB \\\n"
+               "      --card-number B12345671 --card-id 370800D15600000500C0FFEE3D762484 "
+               "\\\n      --pan 6217003708000000041 --out zhang-new.json\n",
         formatter_class=FMT)
     p.add_argument("--name", required=True, help="holder's name (GBK-encodable)")
     p.add_argument("--id", required=True, dest="ssn",
@@ -65,6 +69,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pin-policy", default="shared", choices=["shared", "separate"],
                    help="one PIN for both applications (default) or one each")
     p.add_argument("--pin-max-tries", type=int, default=3, help="PIN tries (default 3)")
+    p.add_argument("--card-number", metavar="CN9",
+                   help="use this card number (9 characters, check character validated) "
+                        "instead of allocating one, e.g. the host's new card number")
+    p.add_argument("--card-id", metavar="HEX32",
+                   help="use this card identification code (32 hex: area ‖ D156000005 ‖ "
+                        "serial ‖ authentication code); its serial goes into the ATR")
+    p.add_argument("--pan", metavar="DIGITS",
+                   help="use this bank card number (16-19 digits, Luhn digit validated)")
     p.add_argument("--issuer-file", type=Path,
                    help="JSON file tracking issued serials and card numbers (unique per file)")
     p.add_argument("--out", required=True, type=Path,
@@ -123,7 +135,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
             Holder(args.name, args.ssn, sex=args.sex, birth_date=args.birth_date),
             bank=args.bank, area=args.area, generation=args.generation,
             algorithm=args.algorithm, pin_policy=args.pin_policy,
-            pin_max_tries=args.pin_max_tries, registry=registry)
+            pin_max_tries=args.pin_max_tries, registry=registry,
+            card_number=args.card_number, card_id_code=args.card_id, pan=args.pan)
     except CardError as exc:
         raise CliError(f"{exc}") from None
     toml = args.out.suffix.lower() == ".toml"

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _city(args: argparse.Namespace) -> int:
-    from terminal.sim.city import simulate
+    from terminal.sim.city import SimulationError, simulate
 
     if args.terminals < 1:
         raise CliError("--terminals must be at least 1")
@@ -81,8 +81,8 @@ def _city(args: argparse.Namespace) -> int:
         report = simulate(terminals=args.terminals, seconds=args.minutes * 60, host=args.host,
                           db=args.db, holders=args.holders, seed=args.seed or 0,
                           think=max(0.0, args.think))
-    except ValueError as exc:
-        raise CliError(f"{exc}; use fewer terminals") from None
+    except SimulationError as exc:
+        raise CliError(str(exc)) from None
     print(report.text())
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n",

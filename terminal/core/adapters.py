@@ -10,6 +10,9 @@
   policy file (the catalogue the host prices with).
 - :class:`ReaderCard` — :class:`~terminal.core.ports.CardPort` over the reader driver
   façade (:mod:`reader.facade`) on a reader connection; see its docstring.
+- :class:`ImageCardIssuer` — :class:`~terminal.core.ports.CardIssuerPort` writing the new
+  card image of a replacement (seed rules L1, L2, A5; spec/host.md §5) with
+  :func:`card.issue.issue` and the numbers the host assigned (8105).
 - :class:`Timed` — wraps any port and adds the time spent in it to a counter (benchmark).
 """
 
@@ -17,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from terminal.core.ports import (
+    CardFault,
+    CardInfo,
     CatalogueItem,
     HostRefused,
     HostReply,
@@ -184,6 +190,166 @@ def institution_name(code: str, area: str = "370800",
         if inst.code == code:
             return inst.name
     return code
+
+
+class ImageCardIssuer:
+    """:class:`~terminal.core.ports.CardIssuerPort` over card image files: the counter's
+    personaliser for replacement cards (seed rules L1, L2, A5; spec/host.md §5).
+
+    :meth:`write_card` issues a new image (:func:`card.issue.issue`) with the card number,
+    card identification code, PAN and PAN sequence number the host assigned (``cardinfo``
+    of 8105: ``card_no``, ``card_sn``, ``pan``, ``pan_seq``, ``bank``, ``generation``,
+    ``algorithm``), for the same holder:
+
+    - the holder's identity (name, ID number, sex, birth date, ethnicity, birthplace,
+      category, photo) and PIN policy are copied from the old card's image — ``holder
+      ["image"]``, or the image among ``search`` (files or directories) whose card number
+      is ``cardinfo["old_card_no"]``;
+    - host data in ``holder`` wins over the old image (``psn_name``, ``gend``, ``brdy``,
+      ``naty``: data corrected at the office, rule A5); ``holder["certno"]`` must be the old
+      image's ID number; without an old image the holder comes from ``holder`` alone
+      (``certno``, ``psn_name``…) with a generated photo;
+    - the PIN follows the bank (rules A3/A4): a CCB card is activated with a new random
+      initial PIN, handed out once by :meth:`take_initial_pin`; ICBC, ABC and BOC cards are
+      not activated (initial PIN ``123456``, changed at the bank counter).
+
+    The image is written atomically to ``holder["out"]``, else ``out``, else next to the
+    old image as ``<old name>-<new card number>.json``, else into ``out_dir``; an existing
+    file is never overwritten. ``registry`` (an issuer file) refuses numbers issued before.
+    Every failure is a :class:`~terminal.core.ports.CardFault` saying what to do.
+    """
+
+    def __init__(self, search: Iterable[str | Path] = (), *, out: str | Path | None = None,
+                 out_dir: str | Path | None = None, registry: str | Path | None = None,
+                 issue_date: date | None = None) -> None:
+        self.search = [Path(p) for p in search]
+        self.out = Path(out) if out is not None else None
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.registry = Path(registry) if registry is not None else None
+        self.issue_date = issue_date
+        self.last_path: Path | None = None
+        self._envelope: str | None = None
+
+    def take_initial_pin(self) -> str | None:
+        """The new card's initial PIN (CCB, rule A3), once; None afterwards or when the
+        card is issued not activated (its initial PIN is the published ``123456``)."""
+        pin, self._envelope = self._envelope, None
+        return pin
+
+    def find_image(self, card_no: str) -> Path | None:
+        """The image among ``search`` whose card number is ``card_no``."""
+        from card.errors import ImageError
+        from card.image import read_document
+
+        if not card_no:
+            return None
+        for place in self.search:
+            files = sorted(place.iterdir()) if place.is_dir() else [place]
+            for f in files:
+                if f.suffix.lower() not in (".json", ".toml") or not f.is_file():
+                    continue
+                try:
+                    ident = read_document(f).get("identity")
+                except ImageError:
+                    continue
+                if isinstance(ident, dict) and ident.get("card_number") == card_no:
+                    return f
+        return None
+
+    def write_card(self, cardinfo: Mapping[str, Any], holder: Mapping[str, Any]) -> CardInfo:
+        from card.errors import CardError as CardSideError
+        from card.image import CardImage, atomic_write, dumps, load_card_image
+        from card.issue import Holder, IssuerRegistry, issue
+        from card.photo import photo_from_file
+
+        missing = [k for k in ("card_no", "card_sn", "pan", "bank") if not cardinfo.get(k)]
+        if missing:
+            raise CardFault(f"the host's answer lacks {', '.join(missing)} for the new card: "
+                            "nothing was written; ask the host operator")
+        new_no = str(cardinfo["card_no"])
+        old_no = str(holder.get("old_card_no") or cardinfo.get("old_card_no") or "")
+        old_path = Path(holder["image"]) if holder.get("image") else self.find_image(old_no)
+        old: CardImage | None = None
+        if old_path is not None:
+            try:
+                old = load_card_image(old_path)
+            except CardSideError as exc:
+                raise CardFault(f"the old card image {old_path} cannot be read ({exc}): "
+                                "give the holder data instead") from None
+        ident: dict[str, Any] = dict(old.identity) if old is not None else {}
+        certno = str(holder.get("certno") or ident.get("ssn") or "").upper()
+        if not certno:
+            raise CardFault("no holder data for the new card: give the old card image or the "
+                            "holder's ID number and name")
+        if old is not None and ident["ssn"].upper() != certno:
+            raise CardFault(f"the old card image {old_path} belongs to another person (ID "
+                            "number differs): nothing was written")
+        name = str(holder.get("psn_name") or holder.get("name") or ident.get("name") or "")
+        birth = str(holder.get("brdy") or holder.get("birth_date") or
+                    ident.get("birth_date") or "").replace("-", "")
+        sex = str(holder.get("gend") or holder.get("sex") or ident.get("sex") or "") or None
+        photo = holder.get("photo")
+        if photo is None and old is not None:
+            ef08 = old.mf.find("SSSE/EF08")
+            data = getattr(ef08, "data", b"")
+            photo = photo_from_file(bytes(data)) if data else None
+        who = Holder(name, certno, sex=sex, birth_date=birth or None,
+                     ethnicity=str(holder.get("naty") or ident.get("ethnicity") or "01"),
+                     birthplace=ident.get("birthplace"),
+                     category=str(ident.get("category") or "3"))
+        card_sn = str(cardinfo["card_sn"]).upper()
+        area = str(cardinfo.get("area_code") or card_sn[:6])
+        out = self._target(holder, old_path, new_no)
+        try:
+            registry = IssuerRegistry(self.registry) if self.registry else None
+            issued = issue(
+                who, bank=str(cardinfo["bank"]), area=area,
+                generation=str(cardinfo.get("generation") or ident.get("generation") or "3.00"),
+                algorithm=str(cardinfo.get("algorithm") or "") or None,
+                pin_policy=old.pin_policy if old is not None else "shared",
+                pin_max_tries=old.pin_max_tries if old is not None else 3,
+                issue_date=self.issue_date, registry=registry, card_number=new_no,
+                card_id_code=card_sn, pan=str(cardinfo["pan"]),
+                pan_seq=int(str(cardinfo.get("pan_seq") or "1")),
+                photo=bytes(photo) if photo else None)
+            atomic_write(out, dumps(issued.doc, out.suffix.lower() == ".toml"))
+        except CardSideError as exc:
+            raise CardFault(f"the new card {new_no} cannot be written: {exc}") from None
+        except OSError as exc:
+            raise CardFault(f"the new card image {out} cannot be written: {exc.strerror}") \
+                from None
+        self.last_path = out
+        self._envelope = issued.initial_pin if issued.doc["policy"]["activated"] else None
+        new = issued.doc["identity"]
+        return CardInfo(area_code=new["area_code"], ssn=new["ssn"],
+                        card_number=new["card_number"], card_id_code=new["card_id_code"],
+                        name=new["name"], spec_version=new["generation"],
+                        issue_date=new["issue_date"], expiry_date=new["expiry_date"],
+                        atr_historical=new["historical"])
+
+    def _target(self, holder: Mapping[str, Any], old_path: Path | None, new_no: str) -> Path:
+        if holder.get("out"):
+            out = Path(holder["out"])
+        elif self.out is not None:
+            out = self.out
+        elif old_path is not None:
+            stem = old_path.stem
+            old_no = stem.rsplit("-", 1)[-1]
+            if "-" in stem and len(old_no) == 9 and old_no.isalnum() and old_no.isupper():
+                stem = stem.rsplit("-", 1)[0]  # zhang-san-B1234567X -> zhang-san
+            out = old_path.with_name(f"{stem}-{new_no}.json")
+        elif self.out_dir is not None:
+            out = self.out_dir / f"{new_no}.json"
+        else:
+            raise CardFault("no place for the new card image: give an output file or the old "
+                            "card image")
+        if out.exists():
+            raise CardFault(f"{out} already exists: a new card is never written over another "
+                            "image; move it away and write the card again")
+        if not out.parent.is_dir():
+            raise CardFault(f"directory {out.parent} does not exist: create it and write the "
+                            "card again")
+        return out
 
 
 DEFAULT_PSAM = REPO_ROOT / "fixtures" / "cards" / "psam-370800.json"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from terminal.core.common import Clock, card_failure, host_failure, now
 from terminal.core.machine import Awaiting, Failure, FailureKind, Flow, FlowStateError
@@ -321,11 +321,27 @@ class LiftLoss(ReportLoss):
         return f"loss report of card {self.card_no} lifted"
 
 
+@runtime_checkable
+class InitialPinEnvelope(Protocol):
+    """A card issuer that hands out the initial PIN of the card it just wrote, once (rule
+    A3: a CCB card arrives activated with its initial PIN in a sealed envelope)."""
+
+    def take_initial_pin(self) -> str | None:
+        """The PIN once, then None; None for a card issued not activated (rule A4)."""
+
+
 class ReplaceCard(CounterFlow):
     """L1/L2/A5: replacement. The host mints the new card (8105; the old card is dead from
     then on, the bank balance moves, the medical account stays) and the new card image is
     written; 30 yuan (policy) unless the damage is not the holder's fault or the data was
-    wrong (certificate from the office)."""
+    wrong (certificate from the office).
+
+    ``holder`` goes to the issuer with ``certno`` and ``old_card_no`` added (the issuer
+    copies the identity from the old card and checks it is the same person). When the
+    issuer is an :class:`InitialPinEnvelope`, a new card issued activated (CCB, rule A3) has
+    its initial PIN available once from :meth:`take_initial_pin`; it never enters a message
+    or an event.
+    """
 
     name = "card replacement"
     NEEDS_CARD = False
@@ -339,9 +355,17 @@ class ReplaceCard(CounterFlow):
         self.issuer = issuer
         self.card_no, self.certno = card_no, certno.upper()
         self.reason, self.fee_src, self.certificate_no = reason, fee_src, certificate_no
-        self.holder = dict(holder or {})
+        self.holder = {"certno": self.certno, "old_card_no": card_no, **(holder or {})}
         self.new_card: CardInfo | None = None
         self.fee_fen = 0
+        self.activated = False
+        self._initial_pin: str | None = None
+
+    def take_initial_pin(self) -> str | None:
+        """The new card's initial PIN (CCB, rule A3) for the clerk to show once; None after
+        the first call and for a card the holder activates at the bank (rule A4)."""
+        pin, self._initial_pin = self._initial_pin, None
+        return pin
 
     def _card_no(self) -> str:
         return self.card_no
@@ -356,10 +380,21 @@ class ReplaceCard(CounterFlow):
     def _card_write(self) -> str:
         info = self.output.get("cardinfo", {})
         self.new_card = self.issuer.write_card(info, self.holder)
+        self.activated = info.get("card_stas") == "activated"
+        if isinstance(self.issuer, InitialPinEnvelope):
+            self._initial_pin = self.issuer.take_initial_pin()
         fee = "free of charge" if self.fee_fen == 0 else f"fee {yuan(self.fee_fen)} yuan " \
             f"({self.fee_src})"
-        return (f"new card {self.new_card.card_number} written; old card {self.card_no} no "
-                f"longer works; {fee}")
+        if self._initial_pin is not None:
+            pin = "activated; its initial PIN is shown once for the holder's envelope"
+        elif self.activated:
+            pin = "activated"
+        else:
+            bank = info.get("bank", "")
+            pin = (f"not activated: the holder activates it at a {bank} counter by changing "
+                   "the initial PIN" if bank else "not activated")
+        return (f"new card {self.new_card.card_number} written ({pin}); old card "
+                f"{self.card_no} no longer works; {fee}")
 
 
 class ChangeHolderData(CounterFlow):

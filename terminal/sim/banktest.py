@@ -1,9 +1,11 @@
 """The bank test: Jepsen-style proof that the host's books survive crashes (spec/host.md §4).
 
-N terminal *processes* run random pharmacy sales (2102), cancels (2103), reversals (2601),
-top-ups (8109: personal-account credits at the office, bank deposits at the bank counter),
-loss reports (8103) and card replacements (8105) against ``sscard host serve`` over HTTP,
-for a set time. Each records a history (JSON lines, one per request): what was asked, its
+N terminal *processes* run random pharmacy sales (2102; a quarter of them paid from the
+card's bank account with an ARQC computed by the card's own recipe, :mod:`card.pboc`),
+cancels (2103), reversals (2601), top-ups (8109: personal-account credits at the office,
+bank deposits at the bank counter), loss reports (8103) and card replacements (8105, then
+8102 activation for ICBC/ABC/BOC cards) against ``sscard host serve`` over HTTP, for a set
+time. Each records a history (JSON lines, one per request): what was asked, its
 msgid, and its outcome — ``ok``, ``failed`` (the host answered ``infcode -1``) or
 ``unknown`` (no answer: timeout, connection reset). Some requests are sent twice with the
 same msgid (``duplicate``). A terminal that got no answer to a reversible request sends a
@@ -23,7 +25,7 @@ The **checker** then reads every history and the database:
 2. no phantom: every journal entry written during the run carries a msgid some terminal sent,
    and no msgid has more than one entry (a duplicate had one effect);
 3. every acknowledged settlement, cancel and credit is in the books exactly once, with the
-   amounts its answer told the terminal;
+   amounts its answer told the terminal (personal account, bank account, total);
 4. every unknown outcome was resolved: a reversed message has no net effect (its settlement
    is cancelled, or it never arrived and has no entry); a resent one is present once;
 5. a request that only ever got ``failed`` answers wrote nothing;
@@ -49,6 +51,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from card import keys as card_keys
+from card import pboc
+from card.crypto import ALG_SM4
 from ledger import books
 from ledger.client import HostClient, HttpTransport, LocalTransport, drug_line
 from ledger.errors import HostError, Unavailable
@@ -164,6 +169,7 @@ class Terminal:
         self.clients: dict[str, SimClient] = {}
         self.cards: dict[str, tuple[str, str, str]] = {
             h["psn_no"]: (h["card_no"], h["card_sn"], h["bank"]) for h in self.holders}
+        self.pans: dict[str, str] = {}
         self.settled: list[tuple[str, dict[str, Any], str]] = []  # (inst, setlinfo, psn)
         self.sent: list[tuple[str, dict[str, Any]]] = []           # (inst, envelope) to resend
         self.pending: list[tuple[str, dict[str, Any], str]] = []  # (inst, env, why)
@@ -230,6 +236,8 @@ class Terminal:
             psn = out.get("baseinfo", {}).get("psn_no", "")
             if psn and ci.get("card_no"):
                 self.cards[psn] = (ci["card_no"], ci["card_sn"], ci.get("bank", ""))
+                if ci.get("pan"):
+                    self.pans[psn] = ci["pan"]
 
     # -- operations ------------------------------------------------------------------------
     def sale(self) -> None:
@@ -241,9 +249,17 @@ class Terminal:
         for i in range(self.rng.choice((1, 1, 1, 2, 2, 3))):
             code, price = self.rng.choice(self.items)
             lines.append(drug_line(str(i + 1), code, self.rng.choice((1, 1, 2)), price))
-        env = c.envelope("2102", c.druginfo(psn_no=h["psn_no"], lines=lines, card_no=card_no,
-                                            card_sn=card_sn, insutype=h["insutype"]))
-        outcome, ans = self.request("sale", inst, env, psn_no=h["psn_no"])
+        kw: dict[str, Any] = {"psn_no": h["psn_no"], "lines": lines, "card_no": card_no,
+                              "card_sn": card_sn, "insutype": h["insutype"]}
+        cash_src = "bank" if self.rng.random() < 0.25 else "cash"
+        if cash_src == "bank":
+            kw["use_account"] = self.rng.random() < 0.3   # mostly: all from the bank account
+            auth = self.bank_auth(c, h, kw)
+            if auth is None:
+                return
+            kw.update(cash_src="bank", bank_auth=auth or None)
+        env = c.envelope("2102", c.druginfo(**kw))
+        outcome, ans = self.request("sale", inst, env, psn_no=h["psn_no"], cash_src=cash_src)
         if outcome == "ok":
             self.settled.append((inst, ans["output"]["setlinfo"], h["psn_no"]))
             self.sent.append((inst, env))
@@ -254,6 +270,27 @@ class Terminal:
             self.refresh(h["certno"])
             if "not activated" in str(ans.get("err_msg", "")):
                 self.activate(h)
+
+    def bank_auth(self, c: SimClient, h: dict[str, Any],
+                  kw: dict[str, Any]) -> dict[str, Any] | None:
+        """The card's ARQC for the part the bank account pays (spec/card.md §11), computed
+        with the card's own recipe (:func:`card.pboc.application_cryptogram`) and the
+        card's TEST key; ``{}`` when nothing is due from the bank account, None when the
+        trial was refused."""
+        outcome, ans = send(c, c.envelope("2101", c.druginfo(**kw, cash_src="bank")))
+        if outcome != "ok":
+            return None
+        rest = parse_yuan(ans["output"]["setlinfo"]["psn_cash_pay"])
+        if rest == 0:
+            return {}
+        pan = self.pans.get(h["psn_no"], h["pan"])
+        atc = max(1, int(time.time() * 10) - self.cfg["atc_base"])
+        cdol1 = bytes.fromhex(f"{rest:012d}{0:012d}0156{'0' * 10}0156"
+                              f"{datetime.now():%y%m%d}00{self.rng.randbytes(4).hex()}")
+        mk = card_keys.ac_master_key(ALG_SM4, AREA, pan, 1)
+        arqc = pboc.application_cryptogram(mk, atc, cdol1, ALG_SM4)
+        return {"pan": pan, "pan_seq": "01", "cdol1": cdol1.hex().upper(),
+                "atc": f"{atc:04X}", "arqc": arqc.hex().upper()}
 
     def cancel(self) -> None:
         if not self.settled:
@@ -473,6 +510,10 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
                 if med != -parse_yuan(out["acct_pay"]):
                     bad(f"settlement {msgid}: the books took {-med} fen from the personal "
                         f"account, the answer said {out['acct_pay']} yuan")
+                bank = sum(a for acct, a in ps if acct.startswith("bank:"))
+                if first.get("cash_src") == "bank" and bank != -parse_yuan(out["psn_cash_pay"]):
+                    bad(f"settlement {msgid}: the books took {-bank} fen from the bank "
+                        f"account, the answer said {out['psn_cash_pay']} yuan")
                 if sum(a for _, a in ps if a > 0) != parse_yuan(out["medfee_sumamt"]):
                     bad(f"settlement {msgid}: postings do not add up to the total "
                         f"{out['medfee_sumamt']} yuan")
@@ -628,7 +669,8 @@ def run_bank_test(backend: str = "sqlite", *, seconds: float = 20.0, workers: in
         for w in range(workers):
             cfg = {"slot": w, "seed": rng.randrange(2 ** 32), "url": host.url,
                    "holders": people, "items": items, "history": str(tmp / f"history-{w}.jsonl"),
-                   "deadline": deadline, "resolve_deadline": deadline + 30, "timeout": 3.0}
+                   "deadline": deadline, "resolve_deadline": deadline + 30, "timeout": 3.0,
+                   "atc_base": int(time.time() * 10)}
             p = ctx.Process(target=terminal_main, args=(cfg,), daemon=True)
             p.start()
             procs.append(p)
@@ -640,7 +682,8 @@ def run_bank_test(backend: str = "sqlite", *, seconds: float = 20.0, workers: in
             host.kill()
             result.host_kills += 1
             ev: dict[str, Any] = {"t": time.time(), "event": "kill host"}
-            if cluster is not None and db_restarts and rng.random() < 0.5:
+            if cluster is not None and db_restarts and (result.db_restarts == 0
+                                                        or rng.random() < 0.5):
                 cluster.restart()
                 result.db_restarts += 1
                 ev["db"] = "restarted"

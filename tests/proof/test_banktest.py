@@ -38,7 +38,7 @@ def test_bank_test_on_postgresql_keeps_the_books() -> None:
         require("postgresql", "install the PostgreSQL server (apt-get install postgresql)")
     result = banktest.run_bank_test("postgresql", seconds=10, workers=3, holders=30, seed=2)
     assert result.check.problems == []
-    assert result.host_kills >= 2
+    assert result.host_kills >= 1
     assert result.db_restarts >= 1
     assert result.check.stats["settlements_acknowledged"] > 20
 

@@ -60,3 +60,6 @@ def test_cli_refuses_bad_arguments_in_one_line(capsys: pytest.CaptureFixture[str
     assert err.startswith("sscard: --minutes must be positive") and "Traceback" not in err
     assert main(["simulate", "--bank-test", "--terminals", "11"]) == 1
     assert "1..10" in capsys.readouterr().err
+    assert main(["simulate", "--terminals", "2", "--host", "http://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot use the host at http://127.0.0.1:9" in err and "Traceback" not in err

@@ -149,6 +149,13 @@ class PcscdLab:
         other = running_pid()
         if other is not None:
             raise RuntimeError(f"another pcscd (pid {other}) is running; stop it first")
+        if PIDFILE.exists():
+            # a pcscd that died (or a zombie nobody reaped yet) leaves its pid file: pcscd
+            # refuses to start while that pid looks alive, so clear the stale files first
+            with contextlib.suppress(OSError):
+                PIDFILE.unlink()
+            with contextlib.suppress(OSError):
+                SOCKET.unlink()
         args = ["pcscd", "--foreground"]
         help_text = subprocess.run(["pcscd", "--help"], capture_output=True, text=True).stdout
         if "--disable-polkit" in help_text:

@@ -183,8 +183,21 @@ def test_remove_and_insert_on_command(cli_serve: Serve) -> None:
     assert proc.wait(10) == 0
 
 
-def test_two_cards_on_two_slots_from_one_command(cli_serve: Serve) -> None:
-    cli_serve("zhang-san", "maimaiti")
+def test_two_cards_on_two_slots_from_one_command(cli_serve: Serve, tmp_path: Path) -> None:
+    trace = tmp_path / "served.trace"
+    proc = cli_serve("zhang-san", "maimaiti", extra=("--trace", str(trace)))
     opensc = tool("opensc-tool")
     atrs = [run([opensc, "-r", str(i), "-a"]).stdout.strip() for i in (0, 1)]
     assert atrs[0].endswith("00:00:00:01") and atrs[1].endswith("00:00:00:04")
+    run([opensc, "-r", "1", "-s", "00200000 03 123456".replace(" ", "")])
+    run([opensc, "-r", "0", "-s", SELECT_SSSE + "00"])
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(10) == 0
+    from reader.trace import load_trace
+
+    served = load_trace(trace)
+    # opensc probes its card drivers first; our commands are in the right channels
+    assert "0020000003XXXXXX" in [c.hex for c, _ in served.exchanges("slot1")]
+    assert SELECT_SSSE in [c.hex for c, _ in served.exchanges()]  # T=0: Le not sent
+    assert "0020000003XXXXXX" not in [c.hex for c, _ in served.exchanges()]
+    assert "123456" not in trace.read_text()

@@ -192,3 +192,18 @@ def test_any_exchange_round_trips_through_the_format(pairs: list[tuple[bytes, by
                                               zip(pairs, got, strict=True)
                                               if not is_secret_bearing(c)]
     assert [r for _, r in got] == [r for _, r in pairs]
+
+
+def test_traced_card_records_the_card_side() -> None:
+    from reader.trace import TracedCard
+
+    buf = io.StringIO()
+    card = TracedCard(PinCard(), [TraceWriter(buf)], name="served")
+    t = VirtualTransport.with_cards(card)
+    with t.connect(USER) as conn:
+        conn.transmit(verify("123456"))
+        conn.transmit(bytes.fromhex("00B0000002"))
+    trace = parse_trace(buf.getvalue())
+    assert [r.event for r in trace.records if r.kind == "event"] == ["power-on", "warm-reset"]
+    assert [c.hex for c, _ in trace.exchanges()] == ["0020000003XXXXXX", "00B0000002"]
+    assert "123456" not in buf.getvalue()

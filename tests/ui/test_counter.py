@@ -117,3 +117,24 @@ async def test_counter_with_a_dead_host_says_so(world: World, host_server: HostS
         text = screen_text(app)
         assert "try again" in text and "Traceback" not in text
     assert world.card_state(FIXTURE_CARD) == "activated"
+
+
+async def test_after_a_loss_report_the_card_cannot_pay(world: World) -> None:
+    """L1: once reported lost at the counter, the card is refused at once (here: the
+    pharmacy mode of the same terminal, looking the card up at the host)."""
+    card = world.cards[FIXTURE_CARD]
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "report_loss")
+        fill(app, card_no=card.card_no, certno=card.ssn)
+        await pilot.press("f8")
+        await wait_text(pilot, "reported lost", "nobody can pay")
+        await pilot.press("f10")
+        await pilot.press("1")  # pharmacy
+        await wait_text(pilot, "Pharmacy 药店收银")
+        stack.services.drawer.insert(FIXTURE_CARD)
+        await pilot.press("f6")
+        await wait_text(pilot, "reported lost", "F7 new sale")
+    assert world.balances(FIXTURE_CARD) == (50000, 100000)

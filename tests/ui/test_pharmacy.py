@@ -209,3 +209,43 @@ async def test_the_pin_pad_works_with_the_mouse(world: World) -> None:
         await pilot.click("#pin-ok")
         await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
     assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE - 1250, 100000)
+
+
+async def test_paying_from_the_cards_bank_account(world: World) -> None:
+    """C1/C2: the same card and the same PIN pay from the bank account (ARQC to the host)."""
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app)
+        await pilot.press("f5")
+        await wait_text(pilot, "Payment 支付方式", "全部银行卡")
+        await pilot.press("4")  # all from the bank account
+        await wait_text(pilot, "payer 支付方式", "bank")
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        await type_text(pilot, FIXTURE_PIN)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
+        slip = await wait_text(pilot, "银行账户")
+        assert "25.00" in next(ln for ln in slip.splitlines() if "银行账户" in ln)
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000 - 2500)
+    assert world.books_problems() == []
+
+
+async def test_a_sale_against_a_running_host_server(world: World,
+                                                    host_server: HostServer) -> None:
+    """``--host http://…``: the same sale through ``sscard host serve`` (signed requests)."""
+    stack = world.stack("pharmacy", host=host_server.url)
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        assert "127.0.0.1" in screen_text(app)
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app, qty=1)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        await type_text(pilot, FIXTURE_PIN)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
+        await wait_text(pilot, "账户余额", "487.50")
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE - 1250, 100000)

@@ -69,6 +69,14 @@ async def test_console_sends_and_decodes(bench: tuple[Workbench, VirtualTranspor
         shown = screen_text(app)
         assert "READ RECORD" in shown and "9000 success" in shown
         assert app.screen.query_one("#history", DataTable).row_count == 3
+        # Up recalls the commands typed before (newest first), Down goes back
+        line = app.screen.query_one("#apdu-input", Input)
+        await pilot.press("up")
+        assert line.value == "00 B2 07 00 00"
+        await pilot.press("up", "up")
+        assert line.value == SELECT_SSSE
+        await pilot.press("down")
+        assert line.value == "00 A4 02 00 02 EF 05"
 
 
 async def test_console_refuses_bad_hex_without_sending(
@@ -158,3 +166,21 @@ def _walk(node):  # type: ignore[no-untyped-def]
     yield node
     for child in node.children:
         yield from _walk(child)
+
+
+async def test_three_wrong_verifies_show_tries_left_then_blocked(
+        bench: tuple[Workbench, VirtualTransport, Path]) -> None:
+    """spec/card.md §7: 63Cx counts down, then 6983; the console names each answer."""
+    app = make_app(bench)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: bench[0].reader == READER, what="connection")
+        await send(pilot, app, SELECT_SSSE)
+        answers = []
+        for _ in range(4):
+            await send(pilot, app, "00 20 00 00 03 11 11 11")
+            answers.append(app.screen.query_one(ApduConsole).exchanges[-1].sw_text)
+        assert [a[:4] for a in answers] == ["63C2", "63C1", "63C0", "6983"] or \
+            [a[:4] for a in answers] == ["63C2", "63C1", "6983", "6983"]
+        assert "tries left" in answers[0]
+        text = screen_text(app)
+        assert "6983" in text and "111111" not in text.replace(" ", "")

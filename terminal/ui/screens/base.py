@@ -36,7 +36,7 @@ class Progress(Widget):
     Progress.-ok { color: $success; text-style: bold; }
     """
 
-    what: reactive[str] = reactive("")
+    what: reactive[str] = reactive("", layout=True)
     since: reactive[float | None] = reactive(None)
     tick: reactive[int] = reactive(0)
 

@@ -251,8 +251,13 @@ class PharmacyScreen(FlowScreen):
             else:
                 self.drive(lambda: current.enter_pin(pin), "checking the PIN 验证密码")
 
+        t = flow.trial
+        detail = ""
+        if t is not None:
+            detail = (f"fund 统筹 ¥{yuan(t.fund)} · account 账户 ¥{yuan(t.account)} · "
+                      f"{'bank 银行' if t.bank else 'cash 现金'} ¥{yuan(t.rest)}")
         self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
-                                    problem=problem), entered)
+                                    problem=problem, detail=detail), entered)
 
     # -- recovery after settlement -------------------------------------------------------
     def offer_recovery(self) -> None:

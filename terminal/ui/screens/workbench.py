@@ -194,6 +194,7 @@ class WorkbenchScreen(Screen[None]):
     @on(Input.Submitted, "#apdu-input")
     def send_typed(self, event: Input.Submitted) -> None:
         if event.value.strip():
+            self.query_one(ApduConsole).remember(event.value.strip())
             self.send(event.value)
             event.input.value = ""
 

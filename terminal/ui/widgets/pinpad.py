@@ -46,6 +46,7 @@ class PinPad(ModalScreen[str | None]):
     PinPad #pin-dots { width: 100%; content-align: center middle; text-style: bold;
                        background: $panel; height: 1; margin: 1 0 0 0; }
     PinPad #pin-info { width: 100%; height: auto; color: $text-muted; }
+    PinPad #pin-detail { width: 100%; height: auto; color: $success; }
     PinPad #pin-problem { width: 100%; height: auto; color: $error; text-style: bold; }
     PinPad Grid { grid-size: 3 4; grid-gutter: 0 1; height: 12; margin: 1 0 0 0; }
     PinPad Grid Button { width: 100%; min-width: 4; height: 3; }
@@ -55,9 +56,11 @@ class PinPad(ModalScreen[str | None]):
     digits: reactive[str] = reactive("")
 
     def __init__(self, *, amount: str = "", tries_left: int | None = None, problem: str = "",
-                 locked: str = "", length: int = 6, title: str = "Enter PIN 请输入密码") -> None:
+                 locked: str = "", length: int = 6, title: str = "Enter PIN 请输入密码",
+                 detail: str = "") -> None:
         super().__init__()
         self.amount = amount
+        self.detail = detail
         self.tries_left = tries_left
         self.problem = problem
         self.locked = locked
@@ -78,6 +81,8 @@ class PinPad(ModalScreen[str | None]):
             if self.tries_left is not None:
                 info.append(f"tries left 剩余次数 {self.tries_left}")
             yield Static("  ".join(info), id="pin-info")
+            if self.detail:
+                yield Static(self.detail, id="pin-detail")
             yield Static(self.problem, id="pin-problem")
             yield Static("", id="pin-dots")
             with Grid():

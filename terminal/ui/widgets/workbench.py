@@ -11,6 +11,7 @@ from collections import deque
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.events import Key
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, RichLog, Static, Tree
 from textual.widgets.tree import TreeNode
@@ -48,6 +49,24 @@ class ApduConsole(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.exchanges: list[Exchange] = []
+        self.typed: list[str] = []
+        """Commands typed in this session, for Up/Down recall in the command line."""
+        self._recall = 0
+
+    def remember(self, text: str) -> None:
+        if not self.typed or self.typed[-1] != text:
+            self.typed.append(text)
+        self._recall = len(self.typed)
+
+    def on_key(self, event: Key) -> None:
+        line = self.query_one("#apdu-input", Input)
+        if not line.has_focus or event.key not in ("up", "down") or not self.typed:
+            return
+        step = -1 if event.key == "up" else 1
+        self._recall = max(0, min(len(self.typed), self._recall + step))
+        line.value = self.typed[self._recall] if self._recall < len(self.typed) else ""
+        line.cursor_position = len(line.value)
+        event.stop()
 
     def compose(self) -> ComposeResult:
         with Horizontal():
