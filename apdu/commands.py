@@ -535,11 +535,15 @@ def command_name(cmd: bytes | CommandApdu) -> str:
 
 
 def is_secret_bearing(cmd: bytes | CommandApdu) -> bool:
-    """True for commands whose data is a secret: VERIFY, CHANGE PIN, PIN RELOAD (and the
-    personalisation WRITE KEY). Traces must mask them (DESIGN.md)."""
+    """True for commands whose data is a secret: VERIFY, CHANGE PIN, PIN RELOAD, the
+    personalisation WRITE KEY, and the PSAM's CIPHER DATA encrypt (``80 FA 00``), whose
+    plaintext is the new PIN block of a reload (spec/card.md §9). Traces must mask them
+    (DESIGN.md)."""
     head = _header(cmd)
     if head is None:
         return False
+    if head[0] == CLA_PROPRIETARY and head[1] == INS_CIPHER_DATA and head[2] == CIPHER_ENCRYPT:
+        return True
     name = command_name(cmd)
     return name in ("VERIFY", "CHANGE PIN", "PIN RELOAD", "WRITE KEY", "CHANGE REFERENCE DATA")
 

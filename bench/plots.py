@@ -81,6 +81,7 @@ def draw(doc: dict[str, Any], raw: dict[str, dict[str, Any]], out_dir: Path) -> 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -134,6 +135,10 @@ def draw(doc: dict[str, Any], raw: dict[str, dict[str, Any]], out_dir: Path) -> 
         fig, ax = plt.subplots(figsize=(8, 4.5))
         for label, pts in series.items():
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+        if all(p[0] > 0 for pts in series.values() for p in pts):
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("concurrency (terminals / workers / clients)")
         ax.set_ylabel("throughput (per second)")
         ax.set_title("throughput vs. concurrency")
@@ -145,3 +150,29 @@ def draw(doc: dict[str, Any], raw: dict[str, dict[str, Any]], out_dir: Path) -> 
         plt.close(fig)
         written.append(path)
     return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Redraw the plots of a results file: ``python -m bench.plots [latest.json]``."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.plots", description="Redraw the PNG plots of a benchmark run.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  python -m bench.plots bench/results/latest.json")
+    parser.add_argument("results", nargs="?", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    if not available():
+        print("matplotlib is not installed: pip install -e '.[bench]'")
+        return 2
+    doc = json.loads(args.results.read_text("utf-8"))
+    raw = {name: m["result"] for name, m in doc["modules"].items() if m.get("status") == "ok"}
+    for path in draw(doc, raw, args.results.parent):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -96,7 +96,7 @@ def _mint_card(ctx: Ctx, tx: Tx, *, psn_no: str, area: str, bank_code: str, gene
         card_no = make_card_no(ctx.msgid + psn_no, salt)
         if tx.one("SELECT 1 FROM cards WHERE card_no = ?", (card_no,)) is None:
             break
-    else:  # pragma: no cover - 36^1 × 10^7 numbers
+    else:  # pragma: no cover - 24 × 10^7 numbers
         raise Refused("no free card number found; try again", code="busy")
     for salt in range(100):
         seed = f"{ctx.msgid}/{psn_no}/{salt}"
@@ -105,6 +105,8 @@ def _mint_card(ctx: Ctx, tx: Tx, *, psn_no: str, area: str, bank_code: str, gene
         pan = make_pan(bank.bin, serial)
         if tx.one("SELECT 1 FROM cards WHERE card_sn = ? OR pan = ?", (card_sn, pan)) is None:
             break
+    else:  # pragma: no cover - 2^32 serials per area
+        raise Refused("no free card identification code found; try again", code="busy")
     state = "activated" if bank.activation == "delivered" else "issued"
     act = ctx.iso if state == "activated" else ""
     tx.execute("INSERT INTO cards (card_no, card_sn, psn_no, pan, pan_seq, bank, state, "

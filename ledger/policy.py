@@ -304,10 +304,11 @@ class Split:
         """Assert the invariants; a violation is a bug, never a caller error."""
         parts = (self.fulamt_ownpay, self.overlmt, self.preselfpay, self.inscp,
                  self.deductible, self.fund, self.psn_part, self.acct_pay, self.rest)
-        assert all(p >= 0 for p in parts), self
-        assert self.total == self.fund + self.acct_pay + self.rest, self
-        assert self.total == self.inscp + self.fulamt_ownpay + self.overlmt + self.preselfpay
-        assert self.psn_part == self.total - self.fund
+        if not (all(p >= 0 for p in parts)
+                and self.total == self.fund + self.acct_pay + self.rest
+                and self.total == self.inscp + self.fulamt_ownpay + self.overlmt + self.preselfpay
+                and self.psn_part == self.total - self.fund):
+            raise AssertionError(f"split invariant broken: {self}")
 
 
 def cut_line(policy: Policy, line: CartLine) -> LineCut:

@@ -206,12 +206,8 @@ def load_trace(path: str | Path) -> Trace:
 
 # -- recording -------------------------------------------------------------------------------
 def is_secret(tpdu: bytes) -> bool:
-    """Commands whose data must never be written: those of
-    ``apdu.commands.is_secret_bearing`` (VERIFY, CHANGE PIN, PIN RELOAD …) and the PSAM's
-    CIPHER DATA encrypt (``80 FA 00``), whose plaintext is the new PIN block of a reload
-    (card/psam.py "PIN reload")."""
-    if len(tpdu) >= 4 and tpdu[0] == 0x80 and tpdu[1] == 0xFA and tpdu[2] == 0x00:
-        return True
+    """Commands whose data must never be written (``apdu.commands.is_secret_bearing``:
+    VERIFY, CHANGE PIN, PIN RELOAD, the PSAM's CIPHER DATA encrypt of a PIN block …)."""
     return is_secret_bearing(tpdu)
 
 

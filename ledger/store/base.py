@@ -166,6 +166,8 @@ def available_migrations(dialect: str) -> list[tuple[int, str, str]]:
         extra = files.get(f"{stem}.{dialect}.sql")
         if extra is not None:
             sql += "\n" + extra.read_text(encoding="utf-8")
+        if dialect == "sqlite":
+            sql = sql.replace("/*sqlite: WITHOUT ROWID*/", "WITHOUT ROWID")
         out.append((version, stem, sql))
     return out
 

@@ -162,6 +162,15 @@ def parse_command(text: str) -> CommandApdu:
         raise WorkbenchError(f"malformed command APDU: {exc}") from exc
 
 
+def carries_secret(text: str) -> bool:
+    """True when the typed command carries a secret (VERIFY, CHANGE PIN, PIN RELOAD data):
+    such a line must not be kept for recall nor shown again."""
+    try:
+        return cmds.is_secret_bearing(parse_command(text))
+    except WorkbenchError:
+        return False
+
+
 # -- the card's file tree (spec/card.md §3) -------------------------------------------
 
 
@@ -384,7 +393,7 @@ class Workbench:
                 self._emit(TraceLine(time.time(), reader, "--", atr, "connected, ATR"))
                 return atr
             if last is not None:
-                raise WorkbenchError(f"{reader}: {last}") from last
+                raise WorkbenchError(str(last)) from last
             raise WorkbenchError(f"no reader named {reader!r}; pick one from the reader list")
 
     def close(self) -> None:
@@ -601,6 +610,7 @@ __all__ = [
     "TraceLine",
     "Workbench",
     "WorkbenchError",
+    "carries_secret",
     "decode_tlv",
     "node_path",
     "parse_command",

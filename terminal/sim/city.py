@@ -529,7 +529,9 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
     specs: list[tuple[Site, int, int]] = []
     for t in range(terminals):
         site = _site_for(sites, t)
-        slot = per_district[site.district]
+        # a slot keeps msgids apart where terminals share an institution code: within a
+        # district (its office and bank counters), or everywhere with --host (shared counters)
+        slot = per_district[site.district] if host is None else t
         per_district[site.district] += 1
         specs.append((site, slot % MAX_WORKERS, rng.randrange(2 ** 32)))
     nproc = max(1, min(terminals, processes or (os.cpu_count() or 2) // 2))

@@ -167,3 +167,13 @@ def test_mask_leaves_other_commands_alone() -> None:
     assert not c.is_secret_bearing(b"\x00")
     # unparsable VERIFY bytes: everything after the header is blanked
     assert c.mask_secrets(bytes.fromhex("002000000512")) == bytes.fromhex("002000000000")
+
+
+def test_psam_cipher_encrypt_is_masked_as_secret() -> None:
+    """The PIN block a terminal sends the PSAM for a reload must never reach a trace."""
+    from apdu.commands import cipher_data, is_secret_bearing, mask_secrets
+
+    cmd = cipher_data(0x00, bytes.fromhex("06123456800000"))
+    assert is_secret_bearing(cmd)
+    assert bytes.fromhex("123456") not in mask_secrets(cmd)
+    assert not is_secret_bearing(cipher_data(0x05, bytes(8)))

@@ -272,7 +272,7 @@ def test_A5_C7_holder_data_changes(world: World, host: HostService) -> None:
     registry_name = h.name
     out = world.office.change_holder(h.psn_no, h.certno, psn_name=registry_name)
     assert out["changed"] == []
-    with pytest.raises(Refused, match="only a live card|go to a ICBC"):
+    with pytest.raises(Refused, match=r"only a live card|go to a ICBC"):
         world.banks["CCB"].replace_card(h.card_no, h.certno, "data_error",
                                         certificate_no="A5-1")
     new = world.banks["ICBC"].replace_card(h.card_no, h.certno, "data_error",

@@ -77,3 +77,21 @@ def test_child_reports_an_exception_as_a_result(monkeypatch: pytest.MonkeyPatch,
     assert runner._child("boom_bench", True, str(out)) == 1
     doc = json.loads(out.read_text("utf-8"))
     assert doc["status"] == "failed" and "TypeError" in doc["error"]
+
+
+def test_plots_of_a_run(tmp_path: Path) -> None:
+    from bench import plots
+
+    raw = {"city": {"sweep": [
+        {"terminals": 1, "settlements_per_s": 50.0, "samples_2102": [0.01 + i / 1e4
+                                                                     for i in range(50)]},
+        {"terminals": 4, "settlements_per_s": 70.0, "samples_2102": [0.02 + i / 1e4
+                                                                     for i in range(50)]}]}}
+    doc = {"figures": [f.to_dict() for f in report.figures("serial", SERIAL_LIKE)]}
+    if not plots.available():
+        pytest.skip("matplotlib (the optional 'bench' extra) is not installed")
+    written = plots.draw(doc, raw, tmp_path)
+    assert sorted(p.name for p in written) == ["latency_city.png", "ratios.png",
+                                               "throughput.png"]
+    for p in written:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

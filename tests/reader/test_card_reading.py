@@ -290,3 +290,12 @@ def test_itype(rig: Rig) -> None:
     assert iReadCardBas(d, 2)[0] == -1
     assert iReadCardBas(d, 9)[0] == -1
     assert iReadCardBas(d, 3)[0] == 0 and iReadCardBas(d, 4)[0] == 0
+
+
+def test_medical_log_needs_the_pin(rig: Rig) -> None:
+    d = rig.driver(rig.card("zhang-san"))
+    with pytest.raises(CardStatusError) as info:
+        d.read_medical_log()
+    assert info.value.driver_code == -0x6982
+    d.verify_pin("246810")
+    assert d.read_medical_log() == []  # a fresh card has no settlement yet

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,20 +80,38 @@ def run(args: list[str], timeout: float = 20, stdin: str | None = None,
 
 
 def test_pcsc_scan_sees_insertion_and_atr(cli_serve: Serve) -> None:
-    scan = subprocess.Popen([tool("pcsc_scan"), "-n", "-t", "4"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    """pcsc_scan (line-buffered through stdbuf) reports the empty slot, then the card."""
+    stdbuf = shutil.which("stdbuf")
+    cmd = [tool("pcsc_scan"), "-n"]
+    scan = subprocess.Popen([stdbuf, "-oL", *cmd] if stdbuf else [*cmd, "-t", "8"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert scan.stdout is not None
+        for line in scan.stdout:
+            lines.append(line.rstrip())
+            if line.startswith("  ATR: ") and any("Card inserted" in x for x in lines):
+                done.set()
+        done.set()
+
+    reader_thread = threading.Thread(target=read, daemon=True)
+    reader_thread.start()
     try:
-        time.sleep(1.5)  # pcsc_scan reports the empty readers first
+        deadline = time.monotonic() + 10
+        while not any("Virtual PCD 00 00" in x for x in lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
         cli_serve("zhang-san")
-        out, _ = scan.communicate(timeout=20)
+        assert done.wait(20), "\n".join(lines)
     finally:
-        if scan.poll() is None:
-            scan.kill()
-            scan.wait()
-    empty_at = out.find("Card removed")
+        scan.terminate()
+        scan.wait(5)
+        reader_thread.join(5)
+    out = "\n".join(lines)
     inserted_at = out.find("Card inserted")
-    assert "Virtual PCD 00 00" in out
-    assert inserted_at > 0 and (empty_at == -1 or empty_at < inserted_at), out
+    assert "Virtual PCD 00 00" in out and inserted_at > 0, out
+    assert "Card state: Card removed" in out[:inserted_at], out  # the empty slot first
     assert f"ATR: {ZHANG_ATR}" in out[inserted_at:], out
 
 

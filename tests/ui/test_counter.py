@@ -41,6 +41,7 @@ def fill(app: SscardApp, **values: str) -> None:
 
 
 async def test_pin_unlock_needs_the_id_and_unlocks_the_card(world: World) -> None:
+    world.enrol(LOCKED_CARD)
     stack = world.stack("counter")
     assert stack.services.drawer is not None and stack.services.card is not None
     stack.services.drawer.insert(LOCKED_CARD)
@@ -59,6 +60,7 @@ async def test_pin_unlock_needs_the_id_and_unlocks_the_card(world: World) -> Non
 
 
 async def test_pin_unlock_with_another_persons_id_is_refused(world: World) -> None:
+    world.enrol(LOCKED_CARD)
     stack = world.stack("counter")
     assert stack.services.drawer is not None and stack.services.card is not None
     stack.services.drawer.insert(LOCKED_CARD)
@@ -138,3 +140,79 @@ async def test_after_a_loss_report_the_card_cannot_pay(world: World) -> None:
         await pilot.press("f6")
         await wait_text(pilot, "reported lost", "F7 new sale")
     assert world.balances(FIXTURE_CARD) == (50000, 100000)
+
+
+async def test_activation_at_the_issuing_bank_changes_the_initial_pin(world: World) -> None:
+    """A4: an ICBC card works only after activation at an ICBC counter, where the holder's
+    ID is checked and the initial PIN is changed on the PIN pad."""
+    li_si = world.enrol("li-si")
+    assert world.card_state("li-si") == "issued"
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None and stack.services.card is not None
+    stack.services.drawer.insert("li-si")
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "activate", counter="B3708000ICBC")
+        fill(app, certno=li_si.ssn)
+        await pilot.press("f8")
+        for pin in ("123456", "808080", "808080"):  # initial PIN, new PIN twice
+            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+            await type_text(pilot, pin)
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+        await wait_text(pilot, "activated", "办理成功")
+    assert world.card_state("li-si") == "activated"
+    stack.services.card.verify_pin("808080")
+
+
+async def test_old_card_migration_moves_the_balance_in_batches(world: World) -> None:
+    """M2: after the cut-over, the office moves old medical card balances into the
+    personal accounts; the books show it."""
+    from ledger.client import HostClient
+
+    card = world.cards[FIXTURE_CARD]
+    with HostClient.connect(world.url, fixmedins_code="S37080000001") as office:
+        office.register_old_card(card.psn_no, "OLD0000001", 12345)
+        office.set_transition(False)
+    stack = world.stack("counter")
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "migrate", counter="S37080000001")
+        fill(app, batch_size="10")
+        await pilot.press("f8")
+        await wait_text(pilot, "1 old cards migrated", "123.45")
+    assert world.balances(FIXTURE_CARD) == (50000 + 12345, 100000)
+    assert world.books_problems() == []
+
+
+async def test_pin_reset_sets_a_new_pin_after_the_id_check(world: World) -> None:
+    """C3: reset at the bank counter with the holder's ID card; free of charge."""
+    locked = world.enrol(LOCKED_CARD)
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None and stack.services.card is not None
+    stack.services.drawer.insert(LOCKED_CARD)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "reset_pin")
+        fill(app, certno=locked.ssn)
+        await pilot.press("f8")
+        for pin in ("424242", "424242"):
+            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+            await type_text(pilot, pin)
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+        await wait_text(pilot, "PIN reset", "free of charge")
+    stack.services.card.verify_pin("424242")
+
+
+async def test_holder_data_change_at_the_office(world: World) -> None:
+    """C7/A5: a job change is recorded; the card stays valid."""
+    card = world.cards[FIXTURE_CARD]
+    stack = world.stack("counter")
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "data_change", counter="S37080000001")
+        fill(app, psn_no=card.psn_no, certno=card.ssn, emp_name="济宁市某物流公司")
+        await pilot.press("f8")
+        await wait_text(pilot, "emp_name", "the card stays valid")
+    assert world.card_state(FIXTURE_CARD) == "activated"

@@ -108,6 +108,7 @@ async def test_three_wrong_pins_lock_the_card_and_nothing_is_charged(world: Worl
 
 
 async def test_a_locked_card_is_refused_before_the_pin(world: World) -> None:
+    world.enrol(LOCKED_CARD)
     stack = world.stack("pharmacy")
     app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
     async with app.run_test(size=(100, 32)) as pilot:

@@ -137,6 +137,9 @@ async def test_trace_is_recorded_masked_and_replays(
         await send(pilot, app, "00 A4 02 00 02 EF 05")
         await send(pilot, app, "00 20 00 00 03 24 68 10")  # VERIFY 246810: never written
         assert app.screen.query_one(ApduConsole).exchanges[-1].ok
+        await pilot.press("up")  # nor kept for recall: Up brings back the SELECT EF05
+        assert app.screen.query_one("#apdu-input", Input).value == "00 A4 02 00 02 EF 05"
+        app.screen.query_one("#apdu-input", Input).value = ""
         await pilot.press("f5")
         assert not workbench.recording
         trace = app.last_trace

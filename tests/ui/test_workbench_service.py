@@ -58,3 +58,15 @@ def test_node_paths_follow_the_card_tree() -> None:
     assert CARD_TREE.select == cmds.select_mf()
     with pytest.raises(WorkbenchError):
         node_path(["SSSE", "EF99"])
+
+
+@pytest.mark.parametrize(("typed", "secret"), [
+    ("00 20 00 00 03 12 34 56", True),    # VERIFY with a PIN
+    ("80 5E 01 00 07 123456FF654321", True),  # CHANGE PIN
+    ("00A404000F7378312E73682EC9E7BBE1B1A3D5CF", False),  # SELECT SSSE
+    ("not hex", False),
+])
+def test_secret_commands_are_recognised(typed: str, secret: bool) -> None:
+    from terminal.core.workbench import carries_secret
+
+    assert carries_secret(typed) is secret

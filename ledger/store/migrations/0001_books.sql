@@ -1,5 +1,7 @@
 -- sscard host schema, version 1: the books, the card lifecycle, idempotency.
 -- Portable DDL: runs unchanged on SQLite, PostgreSQL, CockroachDB and YugabyteDB.
+-- /*sqlite: WITHOUT ROWID*/ becomes WITHOUT ROWID on SQLite (rows clustered by their
+-- primary key: one B-tree descent per lookup) and stays a comment elsewhere.
 -- Keys are chosen by the client (msgid-derived); no sequence, no SERIAL.
 
 CREATE TABLE schema_version (
@@ -11,13 +13,13 @@ CREATE TABLE schema_version (
 CREATE TABLE settings (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 CREATE TABLE policies (
     admdvs    TEXT PRIMARY KEY,
     version   TEXT NOT NULL,
     body      TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 CREATE TABLE institutions (
     fixmedins_code TEXT PRIMARY KEY,
@@ -26,7 +28,7 @@ CREATE TABLE institutions (
     admdvs         TEXT NOT NULL,
     designated     INTEGER NOT NULL,
     bank           TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 -- Every account of the books. Only constrained accounts (personal medical, bank, old
 -- medical card) carry a running balance; the others (pooled fund, clearing, cash drawers,
@@ -39,7 +41,7 @@ CREATE TABLE accounts (
     balance    BIGINT NOT NULL DEFAULT 0,
     CONSTRAINT balance_never_negative
         CHECK (kind NOT IN ('medical', 'bank', 'oldmed') OR balance >= 0)
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 -- The journal: append-only (triggers in the dialect file refuse UPDATE and DELETE).
 CREATE TABLE entries (
@@ -73,7 +75,7 @@ CREATE TABLE requests (
     status         TEXT NOT NULL,
     fixmedins_code TEXT NOT NULL,
     created_at     TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 CREATE TABLE answers (
     msgid    TEXT PRIMARY KEY,
@@ -101,7 +103,7 @@ CREATE TABLE persons (
     insuplc_admdvs TEXT NOT NULL,
     emp_name       TEXT NOT NULL,
     created_at     TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 CREATE TABLE cards (
     card_no    TEXT PRIMARY KEY,
@@ -118,7 +120,7 @@ CREATE TABLE cards (
     atc_last   INTEGER NOT NULL,
     activated_at TEXT NOT NULL,
     replaces   TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 CREATE INDEX cards_psn ON cards (psn_no);
 
 CREATE TABLE card_events (
@@ -136,7 +138,7 @@ CREATE TABLE old_cards (
     psn_no      TEXT NOT NULL,
     state       TEXT NOT NULL,
     state_at    TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 CREATE INDEX old_cards_psn ON old_cards (psn_no);
 
 CREATE TABLE settlements (
@@ -199,7 +201,7 @@ CREATE TABLE signins (
     opter          TEXT NOT NULL,
     signed_in_at   TEXT NOT NULL,
     signed_out_at  TEXT NOT NULL
-);
+) /*sqlite: WITHOUT ROWID*/;
 
 CREATE TABLE nonces (
     paasid TEXT NOT NULL,

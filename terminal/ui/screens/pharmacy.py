@@ -248,6 +248,8 @@ class PharmacyScreen(FlowScreen):
                 return
             if pin is None:
                 self.drive(current.cancel_pin, "cancelling")
+            elif pin == PinPad.CHANGE_PAYMENT:
+                self.choose_payment(then_pin=True)
             else:
                 self.drive(lambda: current.enter_pin(pin), "checking the PIN 验证密码")
 
@@ -256,8 +258,10 @@ class PharmacyScreen(FlowScreen):
         if t is not None:
             detail = (f"fund 统筹 ¥{yuan(t.fund)} · account 账户 ¥{yuan(t.account)} · "
                       f"{'bank 银行' if t.bank else 'cash 现金'} ¥{yuan(t.rest)}")
+        settled = bool(flow.setl_id)
         self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
-                                    problem=problem, detail=detail), entered)
+                                    problem=problem, detail=detail,
+                                    allow_payment_change=not settled), entered)
 
     # -- recovery after settlement -------------------------------------------------------
     def offer_recovery(self) -> None:
@@ -422,15 +426,23 @@ class PharmacyScreen(FlowScreen):
         self.drive(lambda: flow.set_qty(code, 0), "removing")
 
     def action_payment(self) -> None:
+        self.choose_payment()
+
+    def choose_payment(self, *, then_pin: bool = False) -> None:
+        """Ask how the holder pays; in the PIN step the core runs the trial again (2101), so
+        the split shown is always the host's for that choice."""
+
         def chosen(choice: str | None) -> None:
+            flow = self.flow
             if choice is None:
+                if then_pin and flow is not None and flow.state is C.PIN:
+                    self.ask_pin()
                 return
             self.pay = PayChoice.parse(choice)
             self.query_one(SplitPanel).payer = self.pay.label
-            flow = self.flow
             if flow is not None and flow.state in (C.CART, C.PIN) and not self.busy:
                 pay = self.pay
-                self.drive(lambda: flow.set_payment(pay), "changing the payment")
+                self.drive(lambda: flow.set_payment(pay), "changing the payment (new trial)")
 
         self.app.push_screen(ChooseDialog("Payment 支付方式", PAYMENTS, current=self.pay.label),
                              chosen)

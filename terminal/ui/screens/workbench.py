@@ -24,6 +24,7 @@ from terminal.core.workbench import (
     TraceLine,
     Workbench,
     WorkbenchError,
+    carries_secret,
 )
 from terminal.ui.messages import CardInserted, CardRemoved
 from terminal.ui.screens.dialogs import AskDialog, ChooseDialog
@@ -96,7 +97,8 @@ class WorkbenchScreen(Screen[None]):
     def refresh_status(self) -> None:
         status = self.query_one(StatusBar)
         bench = self.bench
-        status.reader = (bench.reader if bench and bench.reader else "not connected")
+        status.reader = (bench.reader if bench and bench.reader
+                         else "not connected: insert a card (F9) or pick a reader (F2)")
         card = f"ATR {self.atr.hex(' ').upper()}" if bench and bench.reader and self.atr else ""
         recording = "● recording trace" if bench and bench.recording else ""
         status.card = "  ".join(part for part in (card, recording) if part)
@@ -106,6 +108,14 @@ class WorkbenchScreen(Screen[None]):
     def connect(self, reader: str) -> None:
         bench = self.bench
         if bench is None or not reader:
+            return
+        try:
+            empty = any(r.name == reader and not r.card_present for r in bench.readers())
+        except Exception:  # listing failed: let open() say why
+            empty = False
+        if empty:
+            self.atr = b""
+            self.app.call_from_thread(self.refresh_status)
             return
         try:
             atr = bench.open(reader)
@@ -141,8 +151,7 @@ class WorkbenchScreen(Screen[None]):
 
     def on_card_inserted(self, message: CardInserted) -> None:
         self.list_readers()
-        if message.reader == self.sscard.services.reader or self.bench is None \
-                or self.bench.reader is None:
+        if message.reader == self.sscard.services.reader:
             self.connect(message.reader)
 
     def on_card_removed(self, message: CardRemoved) -> None:
@@ -194,7 +203,8 @@ class WorkbenchScreen(Screen[None]):
     @on(Input.Submitted, "#apdu-input")
     def send_typed(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            self.query_one(ApduConsole).remember(event.value.strip())
+            if not carries_secret(event.value):
+                self.query_one(ApduConsole).remember(event.value.strip())
             self.send(event.value)
             event.input.value = ""
 

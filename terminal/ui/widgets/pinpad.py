@@ -31,8 +31,12 @@ class PinPad(ModalScreen[str | None]):
     ``locked`` set the pad shows only the locked message and a Close button.
     """
 
+    CHANGE_PAYMENT = "change-payment"
+    """Returned instead of a PIN when the clerk asks to change the payment first (F5)."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
+        Binding("f5", "change_payment", "Pay by"),
         Binding("enter", "ok", "OK", show=False),
         Binding("backspace", "backspace", "⌫", show=False),
     ]
@@ -57,10 +61,11 @@ class PinPad(ModalScreen[str | None]):
 
     def __init__(self, *, amount: str = "", tries_left: int | None = None, problem: str = "",
                  locked: str = "", length: int = 6, title: str = "Enter PIN 请输入密码",
-                 detail: str = "") -> None:
+                 detail: str = "", allow_payment_change: bool = False) -> None:
         super().__init__()
         self.amount = amount
         self.detail = detail
+        self.allow_payment_change = allow_payment_change
         self.tries_left = tries_left
         self.problem = problem
         self.locked = locked
@@ -144,3 +149,13 @@ class PinPad(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         self.digits = ""
         self.dismiss(None)
+
+    def action_change_payment(self) -> None:
+        if self.allow_payment_change and not self.locked:
+            self.digits = ""
+            self.dismiss(self.CHANGE_PAYMENT)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "change_payment":
+            return self.allow_payment_change and not self.locked
+        return True
