@@ -25,17 +25,28 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-EPILOG = """examples:
-  sscard terminal                      the pharmacy checkout on the virtual card
-  sscard <command> --help              help and examples for one command
-"""
+EPILOG_HEAD = "examples (one per command; `sscard COMMAND --help` shows more):"
+EPILOG_TAIL = "  sscard COMMAND --help\n"
+
+
+def _first_example(epilog: str | None) -> str | None:
+    """The first ``sscard …`` line of a subcommand's epilog."""
+    lines = (epilog or "").splitlines()
+    for i, line in enumerate(lines):
+        text = line.strip().removeprefix("$ ")
+        if not text.startswith("sscard "):
+            continue
+        while text.endswith("\\") and i + 1 < len(lines):  # shell line continuation
+            i += 1
+            text = text[:-1].rstrip() + " " + lines[i].strip()
+        return text.split("   ")[0].rstrip()
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sscard",
         description="China social security card (社会保障卡) terminal, card and reader toolkit.",
-        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -45,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         if info.name.startswith("cmd_"):
             module = importlib.import_module(f"{__name__}.{info.name}")
             module.register(sub)
+    examples = [EPILOG_HEAD]
+    for sub_parser in dict.fromkeys(sub.choices.values()):
+        example = _first_example(sub_parser.epilog)
+        if example:
+            examples.append(f"  {example}")
+    parser.epilog = "\n".join(examples) + "\n" + EPILOG_TAIL
     return parser
 
 

@@ -56,7 +56,7 @@ def register(sub: Any) -> None:
                    help="bank test: which store")
     p.add_argument("--runs", type=int, default=5000, help="power-cut campaign: runs per cipher")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
-                   help="also write the report as JSON to FILE")
+                   help="city: also write the closing report as JSON to FILE")
     p.set_defaults(func=run)
 
 

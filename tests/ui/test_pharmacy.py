@@ -250,3 +250,28 @@ async def test_a_sale_against_a_running_host_server(world: World,
         await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
         await wait_text(pilot, "账户余额", "487.50")
     assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE - 1250, 100000)
+
+
+async def test_changing_the_payment_at_the_pin_pad_redoes_the_split(world: World) -> None:
+    """The split shown is the host's trial for the chosen payment: F5 on the PIN pad
+    changes it (a new 2101), and the pad shows the new split."""
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        await wait_text(pilot, "账户 ¥25.00", "现金 ¥0.00")
+        await pilot.press("f5")
+        await wait_text(pilot, "Payment 支付方式", "全部现金")
+        await pilot.press("3")  # all in cash
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad again")
+        await wait_text(pilot, "账户 ¥0.00", "现金 ¥25.00")
+        await type_text(pilot, FIXTURE_PIN)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
+        slip = await wait_text(pilot, "现金")
+        assert "25.00" in next(ln for ln in slip.splitlines() if ln.startswith("  现金")
+                               or ln.strip().startswith("现金"))
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)

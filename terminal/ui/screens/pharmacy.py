@@ -256,8 +256,8 @@ class PharmacyScreen(FlowScreen):
         t = flow.trial
         detail = ""
         if t is not None:
-            detail = (f"fund 统筹 ¥{yuan(t.fund)} · account 账户 ¥{yuan(t.account)} · "
-                      f"{'bank 银行' if t.bank else 'cash 现金'} ¥{yuan(t.rest)}")
+            detail = (f"统筹 ¥{yuan(t.fund)}  账户 ¥{yuan(t.account)}  "
+                      f"{'银行卡' if t.bank else '现金'} ¥{yuan(t.rest)}")
         settled = bool(flow.setl_id)
         self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
                                     problem=problem, detail=detail,

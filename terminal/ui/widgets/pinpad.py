@@ -44,7 +44,7 @@ class PinPad(ModalScreen[str | None]):
     DEFAULT_CSS = """
     PinPad { align: center middle; }
     PinPad > Vertical {
-        width: 40; height: auto; border: thick $primary; background: $surface; padding: 0 1;
+        width: 44; height: auto; border: thick $primary; background: $surface; padding: 0 1;
     }
     PinPad #pin-title { text-style: bold; width: 100%; content-align: center middle; }
     PinPad #pin-dots { width: 100%; content-align: center middle; text-style: bold;
