@@ -38,9 +38,9 @@ stamp=".venv/.sscard-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "bootstrap: installing sscard into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
-  extras="test"
+  extras="test,bench"
   if [ -f /usr/include/PCSC/winscard.h ] || [ -f /usr/include/winscard.h ]; then
-    extras="test,pcsc"
+    extras="test,bench,pcsc"
   else
     echo "bootstrap: libpcsclite-dev is missing, so pyscard (PC/SC) is not installed" >&2
   fi

@@ -34,9 +34,9 @@ INSTITUTIONS = {
 }
 
 NOT_ENROLLED = "fixture-cards-not-enrolled"
-NOT_ENROLLED_TEXT = ("the embedded host could not enrol the fixture cards (this build has no "
-                     "ledger.fixtures): the host will refuse them at the person lookup; "
-                     "use a host that knows your cards (--host)")
+NOT_ENROLLED_TEXT = ("the embedded host could not issue the fixture cards (a fixture card "
+                     "image is unreadable): the host will refuse them at the person lookup; "
+                     "delete the data directory to start afresh, or use --host")
 
 COUNTERS = (
     ("S37080000001", "social security card office 社保卡服务大厅"),
@@ -164,23 +164,106 @@ def embedded_host(root: Path) -> str:
     return url
 
 
+OFFICE = "S37080000001"
+BANK_COUNTERS = {"CCB": "B37080000CCB", "ICBC": "B3708000ICBC", "ABC": "B37080000ABC",
+                 "BOC": "B37080000BOC"}
+OPENING_BALANCE = 50000
+"""Opening personal-account balance of each fixture holder (fen)."""
+OPENING_DEPOSIT = 100000
+"""Opening bank-account deposit of each fixture card (fen)."""
+
+
+def fixture_cast() -> list[dict[str, Any]]:
+    """The cast of ``fixtures/cards/make_fixtures.py`` (holders, banks, PINs, states): the one
+    place the fixture cards are defined."""
+    import runpy
+
+    script = FIXTURE_CARDS / "make_fixtures.py"
+    cast = runpy.run_path(str(script), run_name="sscard_fixture_cast").get("CAST", [])
+    return [dict(c) for c in cast]
+
+
+class _ImageRegistry:
+    """The national ID check (seed rule C4) answered from the fixture cards' holders."""
+
+    def __init__(self, people: dict[str, str]) -> None:
+        self.people = people
+
+    def check(self, certno: str, name: str) -> str | None:
+        return None if self.people.get(certno.upper()) == name else \
+            "not a holder of the fixture cards"
+
+
 def register_fixture_holders(store: Any, cards: Path) -> bool:
-    """Make the host know the holders and cards of the fixture card images, through the
-    ledger's fixture enrolment (``ledger.fixtures.register_cards``) when this build has it.
+    """Issue the fixture holders at the new embedded host and personalise their cards.
 
-    Returns False when it does not: the host then knows no fixture card, and every sale
-    with one is refused at the person lookup (1101) with the host's message.
+    Real issuance, in the order a bureau follows: the office issues each holder's card at
+    the host (8101, the ID check answered by the fixture cast), the card image is written
+    with the numbers the host assigned (``card.issue.issue``; the holder, bank, generation,
+    algorithm, PIN and PIN state of ``fixtures/cards/make_fixtures.py``), activated cards
+    get their PIN changed on the card and are activated at their bank's counter (8102),
+    and the accounts receive an opening balance and deposit (8109). The working copies in
+    ``cards`` are replaced; the repository's fixtures are not touched.
+
+    Returns False (and changes nothing) when a fixture image cannot be read.
     """
-    import importlib
-    import importlib.util
+    from apdu import commands
+    from card.cos import VirtualCard
+    from card.errors import CardError
+    from card.image import atomic_write, dumps, load_card_image
+    from card.issue import Holder, issue
+    from ledger.client import HostClient, LocalTransport
+    from ledger.service import HostService
 
-    if importlib.util.find_spec("ledger.fixtures") is None:
-        return False
-    module = importlib.import_module("ledger.fixtures")
-    register = getattr(module, "register_cards", None)
-    if register is None:
-        return False
-    register(store, sorted(p for p in cards.glob("*.json") if not p.stem.startswith("psam")))
+    plan = []
+    for c in fixture_cast():
+        path = cards / f"{c['file']}.json"
+        try:
+            image = load_card_image(path)
+        except (CardError, OSError):
+            return False
+        plan.append((c, path, dict(image.identity)))
+    service = HostService(store, verifier=_ImageRegistry(
+        {str(ident["ssn"]).upper(): str(ident["name"]) for _, _, ident in plan}))
+    office = HostClient(LocalTransport(service), fixmedins_code=OFFICE)
+    banks: dict[str, Any] = {}
+    try:
+        for c, path, ident in plan:
+            birth = str(ident["birth_date"])
+            info = office.issue_card(
+                certno=str(ident["ssn"]), psn_name=str(ident["name"]), gend=str(ident["sex"]),
+                brdy=f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", bank=str(ident["bank"]),
+                naty=str(ident.get("ethnicity") or "01"),
+                generation=str(ident["generation"]))["cardinfo"]
+            holder = Holder(str(ident["name"]), str(ident["ssn"]),
+                            category=str(c.get("category", "3")),
+                            ethnicity=str(c.get("ethnicity", "01")))
+            issued = issue(holder, bank=str(ident["bank"]), area=str(info["area_code"]),
+                           generation=str(ident["generation"]), algorithm=str(c["alg"]),
+                           pin=str(c["pin"]), locked=bool(c.get("locked", False)),
+                           pin_policy=str(c.get("policy", "shared")),
+                           pin_max_tries=int(str(c.get("tries", 3))),
+                           card_number=str(info["card_no"]), card_id_code=str(info["card_sn"]),
+                           pan=str(info["pan"]), pan_seq=int(str(info.get("pan_seq") or 1)))
+            atomic_write(path, dumps(issued.doc))
+            bank_code = BANK_COUNTERS[str(ident["bank"])]
+            if bank_code not in banks:
+                banks[bank_code] = HostClient(LocalTransport(service), fixmedins_code=bank_code)
+            counter = banks[bank_code]
+            if "change_to" in c:  # activated the real way: CHANGE PIN on the card (A4)
+                card = VirtualCard.from_image(path)
+                card.transmit(commands.select_ssse().to_bytes())
+                answer = card.transmit(commands.change_pin(str(c["pin"]),
+                                                           str(c["change_to"])).to_bytes())
+                if answer[-2:] != b"\x90\x00":
+                    return False
+                counter.activate(str(info["card_no"]), str(ident["ssn"]), pin_changed=True)
+            office.credit(str(info["psn_no"]), OPENING_BALANCE)
+            counter.credit(str(info["psn_no"]), OPENING_DEPOSIT, "bank",
+                           card_no=str(info["card_no"]))
+    finally:
+        for client in (office, *banks.values()):
+            client.close()
     return True
 
 
@@ -245,7 +328,7 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
     """
     from reader.errors import ReaderError
     from reader.virtual import PSAM_READER, USER_READER, VirtualTransport
-    from terminal.core.adapters import LedgerHost
+    from terminal.core.adapters import ImageCardIssuer, LedgerHost
     from terminal.core.cardio import ReaderCard
     from terminal.core.model import TerminalConfig
     from terminal.core.readers import load_psam, open_reader
@@ -316,6 +399,7 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
             host=host_port,
             host_at=host_at,
             counters=COUNTERS if mode == "counter" else (),
+            issuer=ImageCardIssuer([cards], out_dir=cards) if drawer is not None else None,
             catalogue=ShelfCatalogue.load(AREA),
             config=TerminalConfig(institution_code=code, institution_name=name,
                                   area_code=AREA),

@@ -353,53 +353,31 @@ class ImageCardIssuer:
 
 
 DEFAULT_PSAM = REPO_ROOT / "fixtures" / "cards" / "psam-370800.json"
-VIRTUAL_PREFIX = "virtual:"
 
 
 @contextlib.contextmanager
 def open_card(name: str, *, psam: str | None = None) -> Iterator[Any]:
     """The :class:`~terminal.core.cardio.ReaderCard` for reader ``name``, with its PSAM.
 
-    ``name`` is resolved by :func:`terminal.core.readers.open_reader`: ``virtual:<card
-    image>`` (an in-process reader holding that image, which is updated as the card is
-    used), ``serial:…``, or a PC/SC reader name (pcscd, including a card served through
-    vpcd). ``psam`` is ``virtual:<psam image>`` or a PC/SC reader name holding a PSAM;
-    by default a virtual reader's own PSAM slot (the area PSAM), else the fixture PSAM of
-    area 370800 in memory.
+    The reader and the PSAM are opened by :func:`terminal.core.readers.open_card`: ``name``
+    is ``virtual:<card image>`` (an in-process reader holding that image, which is updated
+    as the card is used), ``serial:…``, or a PC/SC reader name (pcscd, including a card
+    served through vpcd); ``psam`` is ``virtual:<psam image>`` or a PC/SC reader name
+    holding a PSAM. By default a virtual reader uses its own PSAM slot (the area PSAM) and
+    any other reader the fixture PSAM of area 370800 in memory. A reader or PSAM that
+    cannot be opened raises the port's error (:func:`~terminal.core.cardio.port_error`).
     """
-    from reader.base import Connection
     from reader.errors import ReaderError
-    from reader.virtual import PSAM_READER, VirtualTransport
     from terminal.core import readers
-    from terminal.core.cardio import ReaderCard
-    from terminal.core.ports import CardFault, NoPsam
+    from terminal.core.cardio import ReaderCard, port_error
 
+    if psam is None and not name.startswith(readers.VIRTUAL):
+        psam = f"{readers.VIRTUAL}{DEFAULT_PSAM}"
     with contextlib.ExitStack() as stack:
         try:
-            transport, reader = readers.open_reader(name)
+            session = stack.enter_context(readers.open_card(name, psam=psam))
         except ReaderError as exc:
-            raise CardFault(str(exc), exc.driver_code) from None
-        sam_conn: Connection
-        try:
-            slot = PSAM_READER.format(n=0)
-            if psam and psam.startswith(VIRTUAL_PREFIX):
-                sam = readers.load_psam(psam[len(VIRTUAL_PREFIX):])
-                sam_conn = VirtualTransport.with_cards(None, sam).connect(slot)
-            elif psam:
-                pcsc = readers._pcsc()
-                sam_conn = pcsc.connect(readers.match_pcsc(pcsc, psam))
-            elif isinstance(transport, VirtualTransport) and transport.card(slot) is not None:
-                sam_conn = transport.connect(slot)
-            else:
-                sam = readers.load_psam(DEFAULT_PSAM)
-                sam_conn = VirtualTransport.with_cards(None, sam).connect(slot)
-        except ReaderError as exc:
-            raise NoPsam(f"no usable PSAM ({psam or 'default'}): {exc}") from None
-        stack.callback(sam_conn.disconnect)
-
-        def present() -> bool:
-            return any(r.card_present for r in transport.readers() if r.name == reader)
-
-        card = ReaderCard(lambda: transport.connect(reader), sam_conn, present)
+            raise port_error(exc) from None
+        card = ReaderCard.over_session(session)
         stack.callback(card.close)
         yield card

@@ -21,20 +21,16 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from terminal.core.common import (
-    CardStatusError,
+    CardFlow,
     Clock,
-    Person,
     card_failure,
     host_failure,
-    lookup_person,
     now,
-    status_failure,
 )
-from terminal.core.machine import Awaiting, Failure, FailureKind, Flow
+from terminal.core.machine import Awaiting, Failure, FailureKind
 from terminal.core.model import TerminalConfig
 from terminal.core.ports import (
     CardError,
-    CardInfo,
     CardPort,
     HolderIdentity,
     HostError,
@@ -87,7 +83,7 @@ class AdmissionResult:
 A = AdmissionState
 
 
-class Admission(Flow[AdmissionState]):
+class Admission(CardFlow[AdmissionState]):
     """Admission of an inpatient with their card."""
 
     name = "admission"
@@ -109,20 +105,14 @@ class Admission(Flow[AdmissionState]):
         self.host = host
         self.config = config or TerminalConfig()
         self.clock = clock
-        self.card_info: CardInfo | None = None
         self.identity: HolderIdentity | None = None
-        self.person: Person | None = None
         self.data = AdmissionData()
         self.result: AdmissionResult | None = None
-        self._timeout: HostTimeout | None = None
 
     def _do_read_card(self) -> None:
-        try:
-            self.card_info = self.card.read_basics()
-        except CardError as exc:
-            self._fail(A.FAILED, card_failure(exc, doing="reading the card"))
-            return
-        self._go(A.IDENTITY, f"card {self.card_info.masked_number}")
+        info = self._read_card(self.card, A.FAILED)
+        if info is not None:
+            self._go(A.IDENTITY, f"card {info.masked_number}")
 
     def _do_identity(self) -> None:
         try:
@@ -134,17 +124,12 @@ class Admission(Flow[AdmissionState]):
                  f"{self.identity.ssn}", photo=self.identity.photo_kind)
 
     def _do_identify(self) -> None:
-        assert self.card_info is not None and self.identity is not None
-        try:
-            self.person = lookup_person(self.host, self.card_info)
-        except CardStatusError as exc:
-            self._fail(A.FAILED, status_failure(exc))
-            return
-        except HostError as exc:
-            self._fail(A.FAILED, host_failure(exc, doing="the person lookup (1101)"))
+        assert self.identity is not None
+        person = self._identify(A.FAILED)
+        if person is None:
             return
         warn = ""
-        if self.person.certno and self.person.certno != self.identity.ssn:
+        if person.certno and person.certno != self.identity.ssn:
             warn = " — the host's ID number differs from the card's: check the ID card"
         self._go(A.COMPARE, "compare the patient with the card: name, sex, ID number, birth "
                  "date, photo" + warn, mismatch=bool(warn))
@@ -185,11 +170,7 @@ class Admission(Flow[AdmissionState]):
                 "dscg_maindiag_code": d.diag_code,
             }}, insuplc_admdvs=self.person.insuplc_admdvs)
         except HostTimeout as exc:
-            if exc.reversed:
-                self._fail(A.FAILED, host_failure(exc, doing="to the admission (2401)"))
-                return
-            self._timeout = exc
-            self._go(A.REVERSE, "no answer to 2401: reversing it (2601)")
+            self._timed_out(exc, "the admission (2401)", failed=A.FAILED, reverse=A.REVERSE)
             return
         except HostError as exc:
             self._fail(A.FAILED, host_failure(exc, doing="the admission (2401)"))
@@ -201,17 +182,11 @@ class Admission(Flow[AdmissionState]):
         self._go(A.DONE, f"admitted: {mdtrt_id}", mdtrt_id=mdtrt_id)
 
     def _do_reverse(self) -> None:
-        exc = self._timeout
-        assert exc is not None and self.person is not None
-        try:
-            self.host.reverse(psn_no=self.person.psn_no, omsgid=exc.msgid, oinfno="2401")
-        except HostError as err:
-            self._fail(A.FAILED, Failure(
-                FailureKind.HOST_TIMEOUT,
-                f"the admission is not confirmed and its reversal failed ({err.message}): "
-                "check the patient's admissions at the host before registering again"))
-            return
-        self._fail(A.FAILED, host_failure(exc, doing="to the admission (2401)"))
+        assert self.person is not None
+        self._reverse_timeout(
+            self.person.psn_no, "the admission (2401)", failed=A.FAILED,
+            subject="the admission", advice="check the patient's admissions at the host "
+            "before registering again")
 
 
 def run_admission(flow: Admission, data: AdmissionData | None = None,

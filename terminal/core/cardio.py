@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from apdu import atr as atrmod
 from apdu import codec, tlv
@@ -60,6 +60,9 @@ from terminal.core.ports import (
     TxRecord,
     build_cdol1,
 )
+
+if TYPE_CHECKING:
+    from terminal.core.readers import CardSession
 
 T = TypeVar("T")
 
@@ -116,6 +119,19 @@ class ReaderCard:
         self._driver: facade.CardDriver | None = None
         self._terminal = ""
 
+    @classmethod
+    def over_session(cls, session: CardSession) -> ReaderCard:
+        """The card port over a session of :func:`terminal.core.readers.open_card`: its
+        connection and façade serve the first card session, its transport the next ones."""
+        transport, reader = session.transports[0], session.user.reader
+
+        def present() -> bool:
+            return any(r.card_present for r in transport.readers() if r.name == reader)
+
+        card = cls(lambda: transport.connect(reader), session.psam, present)
+        card._conn, card._driver = session.user, session.driver
+        return card
+
     # ----------------------------------------------------------------- plumbing
     def close(self) -> None:
         if self._conn is not None:
@@ -142,18 +158,12 @@ class ReaderCard:
                 self.close()
             raise port_error(exc, write=write) from None
 
-    def _send(self, cmd: CommandApdu, what: str, *, write: bool = False) -> tuple[bytes, int]:
-        driver = self._drv()
-        try:
-            r = driver.user.transmit(cmd)
-        except ReaderError as exc:
-            if isinstance(exc, REMOVED):
-                self.close()
-            raise port_error(exc, write=write) from None
+    def _send(self, cmd: CommandApdu, *, write: bool = False) -> tuple[bytes, int]:
+        r = self._call(lambda d: d.user.transmit(cmd), write=write)
         return r.data, r.sw
 
     def _tx(self, cmd: CommandApdu, what: str, *, write: bool = False) -> bytes:
-        data, sw = self._send(cmd, what, write=write)
+        data, sw = self._send(cmd, write=write)
         if sw != 0x9000:
             raise status_error(sw, what)
         return data
@@ -213,7 +223,7 @@ class ReaderCard:
 
     def bank_cryptogram(self, amount_fen: int, when: dt.datetime) -> BankCryptogram:
         """The debit application's ARQC for ``amount_fen`` (spec/card.md §11)."""
-        _, sw = self._send(C.select_name(C.PBOC_DEBIT_AID), "SELECT debit application")
+        _, sw = self._send(C.select_name(C.PBOC_DEBIT_AID))
         if self._driver is not None:
             self._driver.algorithm = None  # the SSSE is no longer selected
         if sw == 0x6A82:
@@ -248,7 +258,7 @@ class ReaderCard:
 
     def supports_transaction_log(self) -> bool:
         self._call(lambda d: d.select_ssse())
-        _, sw = self._send(C.select_df("DF04"), "SELECT DF04")
+        _, sw = self._send(C.select_df("DF04"))
         if sw == 0x6A82:
             return False
         if sw != 0x9000:

@@ -34,30 +34,30 @@ is not on the card): the core reverses or confirms, it never leaves a sale unacc
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 from terminal.core.common import (
+    PIN_CANCELLED,
     PIN_LOCKED_MESSAGE,
-    CardStatusError,
+    PIN_TIMED_OUT,
+    CardFlow,
     Clock,
     Person,
+    PinSource,
     card_failure,
     host_failure,
-    lookup_person,
     now,
-    status_failure,
+    prompt_pin,
 )
-from terminal.core.machine import Awaiting, Failure, FailureKind, Flow, FlowStateError
+from terminal.core.machine import Awaiting, Failure, FailureKind, FlowStateError
 from terminal.core.model import (
     Cart,
     PayChoice,
     RestBy,
     SaleResult,
-    SlipData,
-    SlipLine,
     Split,
     TerminalConfig,
     fen,
@@ -137,7 +137,7 @@ _T: dict[CheckoutState, frozenset[CheckoutState]] = {
 }
 
 
-class Checkout(Flow[CheckoutState]):
+class Checkout(CardFlow[CheckoutState]):
     """One pharmacy sale, driven step by step (see :mod:`terminal.core`)."""
 
     name = "checkout"
@@ -169,11 +169,8 @@ class Checkout(Flow[CheckoutState]):
         self.pay = pay or PayChoice()
         self.clock = clock
         self.cart = Cart()
-        self.card_info: CardInfo | None = None
-        self.person: Person | None = None
         self.trial: Split | None = None
         self.split: Split | None = None
-        self.bank_auth: BankCryptogram | None = None
         self.pin_tries_left: int | None = None
         self.setl_id = ""
         self.mdtrt_id = ""
@@ -190,27 +187,18 @@ class Checkout(Flow[CheckoutState]):
 
     # ================================================================= automatic steps
     def _do_read_card(self) -> None:
-        try:
-            self.card_info = self.card.read_basics()
-        except CardError as exc:
-            self._fail(C.FAILED, card_failure(exc, doing="reading the card"))
-            return
-        self._go(C.IDENTIFY, f"card {self.card_info.masked_number} of {self.card_info.name}",
-                 card=self.card_info.masked_number)
+        info = self._read_card(self.card, C.FAILED)
+        if info is not None:
+            self._go(C.IDENTIFY, f"card {info.masked_number} of {info.name}",
+                     card=info.masked_number)
 
     def _do_identify(self) -> None:
-        assert self.card_info is not None
-        try:
-            self.person = lookup_person(self.host, self.card_info)
-        except CardStatusError as exc:
-            self._fail(C.FAILED, status_failure(exc))
+        person = self._identify(C.FAILED)
+        if person is None:
             return
-        except HostError as exc:
-            self._fail(C.FAILED, host_failure(exc, doing="the person lookup (1101)"))
-            return
-        balance = self.person.balance_fen
-        self._go(C.CART, f"{self.person.name}: account balance "
-                 f"{'?' if balance is None else yuan(balance)}", psn_no=self.person.psn_no)
+        balance = person.balance_fen
+        self._go(C.CART, f"{person.name}: account balance "
+                 f"{'?' if balance is None else yuan(balance)}", psn_no=person.psn_no)
 
     def _do_trial(self) -> None:
         self.bank_auth = None
@@ -246,21 +234,9 @@ class Checkout(Flow[CheckoutState]):
 
     def _do_bank_auth(self) -> None:
         assert self.trial is not None
-        try:
-            self.bank_auth = self.card.bank_cryptogram(self.trial.rest, self.clock())
-        except PinLocked:
-            self._go(C.BANK_FAILED, PIN_LOCKED_MESSAGE + "; take the rest in cash or cancel "
-                     "the sale", failure=FailureKind.PIN_LOCKED.value)
-            return
-        except CardRemovedError as exc:
-            self._fail(C.FAILED, card_failure(exc, doing="authorising the bank payment"))
-            return
-        except CardError as exc:
-            self._go(C.BANK_FAILED, f"the card's bank application failed ({exc.message}): "
-                     "take the rest in cash or cancel the sale",
-                     failure=FailureKind.BANK_REFUSED.value)
-            return
-        self._go(C.SETTLE, f"bank payment of {yuan(self.trial.rest)} authorised by the card")
+        self._authorise_bank(
+            self.card, self.trial.rest, self.clock(), ok=C.SETTLE, recovery=C.BANK_FAILED,
+            failed=C.FAILED, or_else="cancel the sale", tag_failure=True)
 
     def _do_settle(self) -> None:
         assert self.person is not None
@@ -372,28 +348,14 @@ class Checkout(Flow[CheckoutState]):
         self._fail(C.VOIDED, _voided("sale cancelled (2103): nothing was charged"))
 
     def _do_slip(self) -> None:
-        assert self.split is not None and self.card_info is not None
+        assert self.split is not None
         notes: list[str] = []
         if self.record_state is RecordState.UNSUPPORTED:
             notes.append("this card keeps no transaction log")
-        slip = SlipData(
-            title="医保结算单 SETTLEMENT SLIP",
-            institution=self.config.institution_name,
-            terminal=self._terminal_number(),
-            when=self.settled_at,
-            card_number_masked=self.card_info.masked_number,
-            holder_name=self.person.name if self.person else self.card_info.name,
-            lines=tuple(SlipLine(ln.item.name, ln.qty, ln.amount_fen) for ln in self.cart.lines),
-            split=self.split,
-            settlement_id=self.setl_id,
-            notes=tuple(notes),
-        )
-        self.result = SaleResult(
-            setl_id=self.setl_id, mdtrt_id=self.mdtrt_id, psn_no=self._psn_no(),
-            card_number=self.card_info.card_number, split=self.split, slip=slip,
-            msgid=self.settle_msgid,
-            recorded_on_card=self.record_state is RecordState.WRITTEN,
-        )
+        self.result = self._settlement_result(
+            "医保结算单 SETTLEMENT SLIP", self.cart.lines, self.split, setl_id=self.setl_id,
+            mdtrt_id=self.mdtrt_id, msgid=self.settle_msgid, when=self.settled_at,
+            notes=tuple(notes), recorded_on_card=self.record_state is RecordState.WRITTEN)
         self._go(C.DONE, f"sale {self.setl_id} done", setl_id=self.setl_id)
 
     # ================================================================= inputs
@@ -477,24 +439,22 @@ class Checkout(Flow[CheckoutState]):
     def cancel_pin(self) -> None:
         """The holder pressed cancel on the PIN pad (driver code −31)."""
         self._require(C.PIN)
-        if self._resume:
-            self._resume = False
-            self._go(C.CARD_PULLED, "PIN entry cancelled: the sale is settled but not yet on "
-                     "the card", record=self.record_state.value)
-            return
-        self._fail(C.FAILED, Failure(FailureKind.PIN_CANCELLED,
-                                     "PIN entry cancelled; nothing was charged", -31))
+        self._pin_abandoned("PIN entry cancelled", PIN_CANCELLED)
 
     def pin_timeout(self) -> None:
         """Nobody typed the PIN in time (driver code −32)."""
         self._require(C.PIN)
+        self._pin_abandoned("PIN entry timed out", PIN_TIMED_OUT)
+
+    def _pin_abandoned(self, what: str, failure: Failure) -> None:
+        """No PIN: before the settlement nothing was charged (``failure``); on a returned
+        card the settled sale waits in CARD_PULLED for its record."""
         if self._resume:
             self._resume = False
-            self._go(C.CARD_PULLED, "PIN entry timed out: the sale is settled but not yet on "
-                     "the card", record=self.record_state.value)
+            self._go(C.CARD_PULLED, f"{what}: the sale is settled but not yet on the card",
+                     record=self.record_state.value)
             return
-        self._fail(C.FAILED, Failure(FailureKind.PIN_TIMEOUT,
-                                     "PIN entry timed out; nothing was charged", -32))
+        self._fail(C.FAILED, failure)
 
     def pay_cash_instead(self) -> None:
         """The bank part failed (BANK_FAILED): settle with the rest in cash (new trial)."""
@@ -617,17 +577,6 @@ class Checkout(Flow[CheckoutState]):
         # the PSAM's terminal number: the card checks it against MAC1 (spec/card.md §6)
         return ef08_record(kind, self.card_info.terminal_number, self.settled_at, self.split)
 
-    def _terminal_number(self) -> str:
-        if self.config.terminal_number:
-            return self.config.terminal_number
-        return self.card_info.terminal_number if self.card_info else ""
-
-    def _psn_no(self) -> str:
-        return self.person.psn_no if self.person else ""
-
-    def _insuplc(self) -> str:
-        return self.person.insuplc_admdvs if self.person else ""
-
     def _sale_input(self) -> dict[str, Any]:
         assert self.person is not None and self.card_info is not None
         return sale_input(self.person, self.card_info, self.cart, self.pay, self.order_no,
@@ -706,7 +655,7 @@ class CancelState(enum.Enum):
 K = CancelState
 
 
-class CancelSale(Flow[CancelState]):
+class CancelSale(CardFlow[CancelState]):
     """Cancel (2103) a finished sale with its card present, and record the refund in EF08."""
 
     name = "cancel_sale"
@@ -728,18 +677,14 @@ class CancelSale(Flow[CancelState]):
         self.sale = sale
         self.config = config or TerminalConfig()
         self.clock = clock
-        self.card_info: CardInfo | None = None
         self.refund: Split | None = None
         self.recorded = False
-        self._timeout: HostTimeout | None = None
 
     def _do_read_card(self) -> None:
-        try:
-            self.card_info = self.card.read_basics()
-        except CardError as exc:
-            self._fail(K.FAILED, card_failure(exc, doing="reading the card"))
+        info = self._read_card(self.card, K.FAILED)
+        if info is None:
             return
-        if self.card_info.card_number != self.sale.card_number:
+        if info.card_number != self.sale.card_number:
             self._fail(K.FAILED, Failure(
                 FailureKind.WRONG_CARD,
                 f"sale {self.sale.setl_id} was paid with another card: insert card "
@@ -774,11 +719,7 @@ class CancelSale(Flow[CancelState]):
                                                      "mdtrt_id": self.sale.mdtrt_id,
                                                      "psn_no": self.sale.psn_no}})
         except HostTimeout as exc:
-            if exc.reversed:
-                self._fail(K.FAILED, host_failure(exc, doing="to the cancel (2103)"))
-                return
-            self._timeout = exc
-            self._go(K.REVERSE, "no answer to 2103: reversing it (2601)")
+            self._timed_out(exc, "the cancel (2103)", failed=K.FAILED, reverse=K.REVERSE)
             return
         except HostError as exc:
             self._fail(K.FAILED, host_failure(exc, doing="the cancel (2103)"))
@@ -794,17 +735,9 @@ class CancelSale(Flow[CancelState]):
             self._go(K.DONE, f"sale {self.sale.setl_id} cancelled")
 
     def _do_reverse(self) -> None:
-        exc = self._timeout
-        assert exc is not None
-        try:
-            self.host.reverse(psn_no=self.sale.psn_no, omsgid=exc.msgid, oinfno="2103")
-        except HostError as err:
-            self._fail(K.FAILED, Failure(
-                FailureKind.HOST_TIMEOUT,
-                f"the cancel is not confirmed and its reversal failed ({err.message}): run the "
-                "cancel again when the host is back (it is safe to repeat)"))
-            return
-        self._fail(K.FAILED, host_failure(exc, doing="to the cancel (2103)"))
+        self._reverse_timeout(
+            self.sale.psn_no, "the cancel (2103)", failed=K.FAILED, subject="the cancel",
+            advice="run the cancel again when the host is back (it is safe to repeat)")
 
     def _do_record(self) -> None:
         terminal = self.card_info.terminal_number if self.card_info else ""
@@ -818,11 +751,6 @@ class CancelSale(Flow[CancelState]):
 
 
 # ================================================================= scripted driving
-
-PinSource = Callable[[int | None], str | None]
-"""Asked for the PIN with the tries left (None = unknown); returns the PIN, or None when the
-holder cancels. Raising :class:`TimeoutError` means the PIN pad timed out."""
-
 
 def run_checkout(flow: Checkout, items: list[tuple[str, int]], pin: PinSource,
                  *, max_pin_tries: int = 3, bank_fallback: str = "cancel") -> Checkout:
@@ -846,19 +774,9 @@ def run_checkout(flow: Checkout, items: list[tuple[str, int]], pin: PinSource,
     asked = 0
     while True:
         if flow.state is C.PIN:
-            if asked >= max_pin_tries:
-                flow.cancel_pin()
+            if not prompt_pin(flow, pin, asked, max_pin_tries):
                 break
             asked += 1
-            try:
-                entered = pin(flow.pin_tries_left)
-            except TimeoutError:
-                flow.pin_timeout()
-                break
-            if entered is None:
-                flow.cancel_pin()
-                break
-            flow.enter_pin(entered)
         elif flow.state is C.BANK_FAILED:
             if bank_fallback == "cash":
                 flow.pay_cash_instead()

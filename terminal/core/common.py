@@ -1,4 +1,5 @@
-"""Pieces shared by the flows: failure messages, the person lookup (1101), host inputs.
+"""Pieces shared by the flows: failure messages, the person lookup (1101), the steps every
+card flow takes (:class:`CardFlow`), the scripted PIN prompt.
 
 Messages say what happened and what to do (DESIGN.md); the PIN-lock message states seed
 rule C3 (reset at a bank counter with the ID card, free of charge).
@@ -6,18 +7,30 @@ rule C3 (reset at a bank counter with the ID card, free of charge).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import enum
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from terminal.core.machine import Failure, FailureKind
-from terminal.core.model import fen
+from terminal.core.machine import Failure, FailureKind, Flow
+from terminal.core.model import (
+    CartLine,
+    SaleResult,
+    SlipData,
+    SlipLine,
+    Split,
+    TerminalConfig,
+    fen,
+    yuan,
+)
 from terminal.core.ports import (
+    BankCryptogram,
     CardBlocked,
     CardError,
     CardInfo,
     CardNotGenuine,
+    CardPort,
     CardRemovedError,
     HostError,
     HostPort,
@@ -40,6 +53,10 @@ PIN_LOCKED_MESSAGE = (
     "PIN locked after too many wrong tries: the holder must have it reset at a bank counter "
     "with their own ID card (free of charge)"
 )
+PIN_CANCELLED = Failure(FailureKind.PIN_CANCELLED, "PIN entry cancelled; nothing was charged", -31)
+"""The holder pressed cancel on the PIN pad before anything moved (driver code −31)."""
+PIN_TIMED_OUT = Failure(FailureKind.PIN_TIMEOUT, "PIN entry timed out; nothing was charged", -32)
+"""Nobody typed the PIN in time, before anything moved (driver code −32)."""
 
 
 def card_failure(exc: CardError, *, charged: bool = False, doing: str = "") -> Failure:
@@ -191,3 +208,164 @@ def lookup_person(host: HostPort, card: CardInfo) -> Person:
 
 def status_failure(exc: CardStatusError) -> Failure:
     return Failure(FailureKind.CARD_STATUS, exc.message)
+
+
+# --------------------------------------------------------------------------- card flows
+
+S = TypeVar("S", bound=enum.Enum)
+
+
+class CardFlow(Flow[S]):
+    """A counter flow with the holder's card and the host: the steps they all take.
+
+    Subclasses set ``host`` (and ``card_info`` / ``person`` as the steps fill them).
+    """
+
+    host: HostPort
+    config: TerminalConfig
+    card_info: CardInfo | None = None
+    person: Person | None = None
+    bank_auth: BankCryptogram | None = None
+    _timeout: HostTimeout | None = None
+
+    def _read_card(self, card: CardPort, failed: S) -> CardInfo | None:
+        """READ_CARD: read and authenticate the card (spec/card.md §5); a card error ends
+        the flow in ``failed`` (and None is returned)."""
+        try:
+            self.card_info = card.read_basics()
+        except CardError as exc:
+            self._fail(failed, card_failure(exc, doing="reading the card"))
+            return None
+        return self.card_info
+
+    def _identify(self, failed: S) -> Person | None:
+        """IDENTIFY: the person lookup (1101); a card the host refuses or a host error ends
+        the flow in ``failed`` (and None is returned)."""
+        assert self.card_info is not None
+        try:
+            self.person = lookup_person(self.host, self.card_info)
+        except CardStatusError as exc:
+            self._fail(failed, status_failure(exc))
+            return None
+        except HostError as exc:
+            self._fail(failed, host_failure(exc, doing="the person lookup (1101)"))
+            return None
+        return self.person
+
+    def _psn_no(self) -> str:
+        return self.person.psn_no if self.person else ""
+
+    def _insuplc(self) -> str:
+        return self.person.insuplc_admdvs if self.person else ""
+
+    def _authorise_bank(self, card: CardPort, amount_fen: int, when: datetime, *, ok: S,
+                        recovery: S, failed: S, or_else: str, tag_failure: bool = False) -> None:
+        """BANK_AUTH: ``bank_auth`` becomes the card's ARQC for the bank part (spec/card.md
+        §11; the same PIN, seed C2), then ``ok``. A locked PIN or a failing bank application
+        goes to ``recovery`` (take the rest in cash, or ``or_else``; ``tag_failure`` puts
+        the kind in the event), a pulled card ends the flow in ``failed``."""
+
+        def recover(message: str, kind: FailureKind) -> None:
+            data = {"failure": kind.value} if tag_failure else {}
+            self._go(recovery, f"{message} the rest in cash or {or_else}", **data)
+
+        try:
+            self.bank_auth = card.bank_cryptogram(amount_fen, when)
+        except PinLocked:
+            recover(f"{PIN_LOCKED_MESSAGE}; take", FailureKind.PIN_LOCKED)
+            return
+        except CardRemovedError as exc:
+            self._fail(failed, card_failure(exc, doing="authorising the bank payment"))
+            return
+        except CardError as exc:
+            recover(f"the card's bank application failed ({exc.message}): take",
+                    FailureKind.BANK_REFUSED)
+            return
+        self._go(ok, f"bank payment of {yuan(amount_fen)} authorised by the card")
+
+    def _settlement_result(self, title: str, lines: Iterable[CartLine], split: Split, *,
+                           setl_id: str, mdtrt_id: str, msgid: str, when: datetime,
+                           notes: tuple[str, ...] = (),
+                           recorded_on_card: bool = False) -> SaleResult:
+        """SLIP: the slip of a settled sale (terminal, holder, lines, split) and its result."""
+        assert self.card_info is not None
+        slip = SlipData(
+            title=title,
+            institution=self.config.institution_name,
+            terminal=self.config.terminal_number or self.card_info.terminal_number,
+            when=when,
+            card_number_masked=self.card_info.masked_number,
+            holder_name=self.person.name if self.person else self.card_info.name,
+            lines=tuple(SlipLine(ln.item.name, ln.qty, ln.amount_fen) for ln in lines),
+            split=split,
+            settlement_id=setl_id,
+            notes=notes,
+        )
+        return SaleResult(setl_id=setl_id, mdtrt_id=mdtrt_id, psn_no=self._psn_no(),
+                          card_number=self.card_info.card_number, split=split, slip=slip,
+                          msgid=msgid, recorded_on_card=recorded_on_card)
+
+    def _timed_out(self, exc: HostTimeout, what: str, *, failed: S, reverse: S) -> None:
+        """``what`` (e.g. ``the admission (2401)``) got no answer: when the client already
+        reversed it the flow ends in ``failed``, otherwise ``reverse`` sends the 2601
+        (spec/host.md §4)."""
+        if exc.reversed:
+            self._fail(failed, host_failure(exc, doing=f"to {what}"))
+            return
+        self._timeout = exc
+        self._go(reverse, f"no answer to {exc.infno}: reversing it (2601)")
+
+    def _reverse_timeout(self, psn_no: str, what: str, *, failed: S, subject: str,
+                         advice: str) -> None:
+        """REVERSE: 2601 for the request that got no answer; the flow ends in ``failed``
+        either way, saying whether the reversal was confirmed (``subject`` is not
+        confirmed…: ``advice``)."""
+        exc = self._timeout
+        assert exc is not None
+        self._timeout = None
+        try:
+            self.host.reverse(psn_no=psn_no, omsgid=exc.msgid, oinfno=exc.infno)
+        except HostError as err:
+            self._fail(failed, Failure(
+                FailureKind.HOST_TIMEOUT,
+                f"{subject} is not confirmed and its reversal failed ({err.message}): {advice}"))
+            return
+        self._fail(failed, host_failure(exc, doing=f"to {what}"))
+
+
+# --------------------------------------------------------------------------- scripted PIN
+
+PinSource = Callable[[int | None], str | None]
+"""Asked for the PIN with the tries left (None = unknown); returns the PIN, or None when the
+holder cancels. Raising :class:`TimeoutError` means the PIN pad timed out."""
+
+
+class PinEntry(Protocol):
+    """A flow waiting for the PIN (its PIN state)."""
+
+    pin_tries_left: int | None
+
+    def enter_pin(self, pin: str) -> None: ...
+
+    def cancel_pin(self) -> None: ...
+
+    def pin_timeout(self) -> None: ...
+
+
+def prompt_pin(flow: PinEntry, pin: PinSource, asked: int, max_tries: int) -> bool:
+    """One PIN prompt of a scripted driver (the ``asked``-th so far): the PIN goes to the
+    flow, a cancel, a timeout or more than ``max_tries`` prompts end the entry. Returns
+    False when the entry ended."""
+    if asked >= max_tries:
+        flow.cancel_pin()
+        return False
+    try:
+        entered = pin(flow.pin_tries_left)
+    except TimeoutError:
+        flow.pin_timeout()
+        return False
+    if entered is None:
+        flow.cancel_pin()
+        return False
+    flow.enter_pin(entered)
+    return True

@@ -27,8 +27,8 @@ import enum
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from terminal.core.common import Clock, card_failure, host_failure, now
-from terminal.core.machine import Awaiting, Failure, FailureKind, Flow, FlowStateError
+from terminal.core.common import CardFlow, Clock, card_failure, host_failure, now
+from terminal.core.machine import Awaiting, Failure, FailureKind, FlowStateError
 from terminal.core.model import TerminalConfig, fen, yuan
 from terminal.core.ports import (
     CardError,
@@ -67,7 +67,7 @@ def check_new_pin(new: str, confirm: str, old: str | None = None) -> None:
         raise PinRuleBroken("the new PIN must differ from the old one")
 
 
-class CounterFlow(Flow[CounterState]):
+class CounterFlow(CardFlow[CounterState]):
     """Base of the counter operations: the steps an operation needs, in a fixed order."""
 
     name = "counter"
@@ -94,7 +94,6 @@ class CounterFlow(Flow[CounterState]):
         self.card = card
         self.config = config or TerminalConfig()
         self.clock = clock
-        self.card_info: CardInfo | None = None
         self.certno = ""
         self.output: Mapping[str, Any] = {}
         self.pin_tries_left: int | None = None
@@ -120,10 +119,7 @@ class CounterFlow(Flow[CounterState]):
         if self.NEEDS_CARD:
             if self.card is None:
                 raise FlowStateError(f"{self.name}: needs the card")
-            try:
-                self.card_info = self.card.read_basics()
-            except CardError as exc:
-                self._fail(K.FAILED, card_failure(exc, doing="reading the card"))
+            if self._read_card(self.card, K.FAILED) is None:
                 return
         self._go(self._after(K.READ_CARD), self._ask_message(self._after(K.READ_CARD)))
 
@@ -181,6 +177,19 @@ class CounterFlow(Flow[CounterState]):
     def _card_no(self) -> str:
         return self.card_info.card_number if self.card_info else ""
 
+    def _change_pin(self, old: str, new: str, confirm: str) -> bool:
+        """PIN: the PIN pad's rules, then CHANGE PIN on the card; False when the flow stays
+        in PIN for another try or stopped."""
+        self._require(K.PIN)
+        assert self.card is not None
+        try:
+            check_new_pin(new, confirm, old)
+            self.card.change_pin(old, new)
+        except CardError as exc:
+            self._pin_result(exc)
+            return False
+        return True
+
     def _pin_result(self, exc: CardError) -> None:
         """A PIN step failed on the card: stay for another try, or stop."""
         if isinstance(exc, PinWrong):
@@ -201,16 +210,9 @@ class ChangePin(CounterFlow):
     PIN_STEP = True
 
     def enter_pins(self, old: str, new: str, confirm: str) -> None:
-        self._require(K.PIN)
-        assert self.card is not None
-        try:
-            check_new_pin(new, confirm, old)
-            self.card.change_pin(old, new)
-        except CardError as exc:
-            self._pin_result(exc)
-            return
-        self._go(self._after(K.PIN), "PIN changed: it is the same PIN for the medical and the "
-                 "bank account")
+        if self._change_pin(old, new, confirm):
+            self._go(self._after(K.PIN), "PIN changed: it is the same PIN for the medical and "
+                     "the bank account")
 
 
 class ActivateCard(CounterFlow):
@@ -223,15 +225,8 @@ class ActivateCard(CounterFlow):
 
     def enter_pins(self, old: str, new: str, confirm: str) -> None:
         """Initial PIN (from the envelope) and the new PIN twice."""
-        self._require(K.PIN)
-        assert self.card is not None
-        try:
-            check_new_pin(new, confirm, old)
-            self.card.change_pin(old, new)
-        except CardError as exc:
-            self._pin_result(exc)
-            return
-        self._go(K.HOST, "PIN changed; activating the card (8102)")
+        if self._change_pin(old, new, confirm):
+            self._go(K.HOST, "PIN changed; activating the card (8102)")
 
     def _host_call(self) -> Mapping[str, Any]:
         return self.host.call("8102", {"data": {"card_no": self._card_no(),

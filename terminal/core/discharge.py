@@ -26,39 +26,33 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from terminal.core.common import (
-    PIN_LOCKED_MESSAGE,
-    CardStatusError,
+    PIN_CANCELLED,
+    PIN_TIMED_OUT,
+    CardFlow,
     Clock,
-    Person,
+    PinSource,
     card_failure,
     host_failure,
-    lookup_person,
     now,
-    status_failure,
+    prompt_pin,
 )
-from terminal.core.machine import Awaiting, Failure, FailureKind, Flow
+from terminal.core.machine import Awaiting, Failure, FailureKind
 from terminal.core.model import (
     CartLine,
     PayChoice,
     RestBy,
     SaleResult,
-    SlipData,
-    SlipLine,
     Split,
     TerminalConfig,
     yuan,
 )
 from terminal.core.ports import (
-    BankCryptogram,
     CardError,
-    CardInfo,
     CardPort,
-    CardRemovedError,
     HostError,
     HostPort,
     HostRefused,
     HostTimeout,
-    PinLocked,
     PinWrong,
 )
 
@@ -96,7 +90,7 @@ class DischargeData:
     """False when the hospital system already uploaded the fee lines (2301)."""
 
 
-class Discharge(Flow[DischargeState]):
+class Discharge(CardFlow[DischargeState]):
     """Settlement of an inpatient stay and the discharge."""
 
     name = "discharge"
@@ -133,37 +127,23 @@ class Discharge(Flow[DischargeState]):
         self.config = config or TerminalConfig()
         self.clock = clock
         self.pay = PayChoice()
-        self.card_info: CardInfo | None = None
-        self.person: Person | None = None
         self.trial: Split | None = None
         self.split: Split | None = None
-        self.bank_auth: BankCryptogram | None = None
         self.setl_id = ""
         self.settle_msgid = ""
         self.settled_at = self.clock()
         self.pin_tries_left: int | None = None
         self.result: SaleResult | None = None
         self._pin_ok = False
-        self._timeout: HostTimeout | None = None
 
     # ----------------------------------------------------------------- automatic
     def _do_read_card(self) -> None:
-        try:
-            self.card_info = self.card.read_basics()
-        except CardError as exc:
-            self._fail(D.FAILED, card_failure(exc, doing="reading the card"))
-            return
-        self._go(D.IDENTIFY, f"card {self.card_info.masked_number}")
+        info = self._read_card(self.card, D.FAILED)
+        if info is not None:
+            self._go(D.IDENTIFY, f"card {info.masked_number}")
 
     def _do_identify(self) -> None:
-        assert self.card_info is not None
-        try:
-            self.person = lookup_person(self.host, self.card_info)
-        except CardStatusError as exc:
-            self._fail(D.FAILED, status_failure(exc))
-            return
-        except HostError as exc:
-            self._fail(D.FAILED, host_failure(exc, doing="the person lookup (1101)"))
+        if self._identify(D.FAILED) is None:
             return
         if self.stay.upload_fees:
             self._go(D.FEES, f"uploading {len(self.fees)} fee lines (2301)")
@@ -173,22 +153,15 @@ class Discharge(Flow[DischargeState]):
     def _do_fees(self) -> None:
         assert self.person is not None
         when = self.clock().strftime("%Y-%m-%d %H:%M:%S")
-        try:
-            self.host.call("2301", {"feedetail": [
+        if self._call_once("2301", {"feedetail": [
                 {"feedetl_sn": f"{self.stay.mdtrt_id[-12:]}{i + 1:04d}",
                  "mdtrt_id": self.stay.mdtrt_id, "psn_no": self.person.psn_no,
                  "med_list_codg": ln.item.code, "medins_list_codg": ln.item.code,
                  "cnt": ln.qty, "pric": yuan(ln.item.price_fen),
                  "det_item_fee_sumamt": yuan(ln.amount_fen), "fee_ocur_time": when}
-                for i, ln in enumerate(self.fees)]}, insuplc_admdvs=self._insuplc())
-        except HostRefused as exc:
-            if exc.code != "duplicate_detail":  # already uploaded by an earlier attempt
-                self._fail(D.FAILED, host_failure(exc, doing="the fee upload (2301)"))
-                return
-        except HostError as exc:
-            self._fail(D.FAILED, host_failure(exc, doing="the fee upload (2301)"))
-            return
-        self._go(D.TRIAL, "trial settlement (2303)")
+                for i, ln in enumerate(self.fees)]},
+                "the fee upload (2301)", done_code="duplicate_detail"):
+            self._go(D.TRIAL, "trial settlement (2303)")
 
     def _do_trial(self) -> None:
         try:
@@ -225,36 +198,19 @@ class Discharge(Flow[DischargeState]):
 
     def _do_bank_auth(self) -> None:
         assert self.trial is not None
-        try:
-            self.bank_auth = self.card.bank_cryptogram(self.trial.rest, self.clock())
-        except PinLocked:
-            self._go(D.BANK_FAILED, PIN_LOCKED_MESSAGE + "; take the rest in cash or stop")
-            return
-        except CardRemovedError as exc:
-            self._fail(D.FAILED, card_failure(exc, doing="authorising the bank payment"))
-            return
-        except CardError as exc:
-            self._go(D.BANK_FAILED, f"the card's bank application failed ({exc.message}): take "
-                     "the rest in cash or stop")
-            return
-        self._go(D.DISCHARGE, f"bank payment of {yuan(self.trial.rest)} authorised by the card")
+        self._authorise_bank(
+            self.card, self.trial.rest, self.clock(), ok=D.DISCHARGE, recovery=D.BANK_FAILED,
+            failed=D.FAILED, or_else="stop")
 
     def _do_discharge(self) -> None:
         assert self.person is not None
-        try:
-            self.host.call("2402", {"dscginfo": {
+        # a stay already discharged (stay_state) goes on to the settlement
+        if self._call_once("2402", {"dscginfo": {
                 "mdtrt_id": self.stay.mdtrt_id, "psn_no": self.person.psn_no,
                 "endtime": self.clock().strftime("%Y-%m-%d %H:%M:%S"),
                 "dscg_way": self.stay.dscg_way, "dise_name": self.stay.dise_name}},
-                insuplc_admdvs=self._insuplc())
-        except HostRefused as exc:
-            if exc.code != "stay_state":  # a stay already discharged goes on to the settlement
-                self._fail(D.FAILED, host_failure(exc, doing="the discharge (2402)"))
-                return
-        except HostError as exc:
-            self._fail(D.FAILED, host_failure(exc, doing="the discharge (2402)"))
-            return
-        self._go(D.SETTLE, "discharged; settling (2304)")
+                "the discharge (2402)", done_code="stay_state"):
+            self._go(D.SETTLE, "discharged; settling (2304)")
 
     def _do_settle(self) -> None:
         assert self.person is not None
@@ -263,11 +219,7 @@ class Discharge(Flow[DischargeState]):
             reply = self.host.call("2304", self._settle_input(self.pay),
                                    insuplc_admdvs=self._insuplc())
         except HostTimeout as exc:
-            if exc.reversed:
-                self._fail(D.FAILED, host_failure(exc, doing="to the settlement (2304)"))
-            else:
-                self._timeout = exc
-                self._go(D.REVERSE, "no answer to 2304: reversing it (2601)")
+            self._timed_out(exc, "the settlement (2304)", failed=D.FAILED, reverse=D.REVERSE)
             return
         except HostRefused as exc:
             if self.bank_auth is not None:
@@ -286,34 +238,17 @@ class Discharge(Flow[DischargeState]):
         self._go(D.SLIP, f"settled {self.setl_id}")
 
     def _do_reverse(self) -> None:
-        exc = self._timeout
-        assert exc is not None and self.person is not None
-        self._timeout = None
-        try:
-            self.host.reverse(psn_no=self.person.psn_no, omsgid=exc.msgid, oinfno=exc.infno)
-        except HostError as err:
-            self._fail(D.FAILED, Failure(
-                FailureKind.HOST_TIMEOUT,
-                f"{exc.infno} is not confirmed and its reversal failed ({err.message}): check "
-                "the stay at the host before settling again"))
-            return
-        self._fail(D.FAILED, host_failure(exc, doing="to the settlement (2304)"))
+        assert self._timeout is not None and self.person is not None
+        self._reverse_timeout(
+            self.person.psn_no, "the settlement (2304)", failed=D.FAILED,
+            subject=self._timeout.infno, advice="check the stay at the host before settling "
+            "again")
 
     def _do_slip(self) -> None:
-        assert self.split is not None and self.card_info is not None
-        slip = SlipData(
-            title="住院结算单 INPATIENT SETTLEMENT",
-            institution=self.config.institution_name,
-            terminal=self.config.terminal_number or self.card_info.terminal_number,
-            when=self.settled_at,
-            card_number_masked=self.card_info.masked_number,
-            holder_name=self.person.name if self.person else self.card_info.name,
-            lines=tuple(SlipLine(ln.item.name, ln.qty, ln.amount_fen) for ln in self.fees),
-            split=self.split, settlement_id=self.setl_id)
-        self.result = SaleResult(
-            setl_id=self.setl_id, mdtrt_id=self.stay.mdtrt_id, psn_no=self._psn_no(),
-            card_number=self.card_info.card_number, split=self.split, slip=slip,
-            msgid=self.settle_msgid)
+        assert self.split is not None
+        self.result = self._settlement_result(
+            "住院结算单 INPATIENT SETTLEMENT", self.fees, self.split, setl_id=self.setl_id,
+            mdtrt_id=self.stay.mdtrt_id, msgid=self.settle_msgid, when=self.settled_at)
         self._go(D.DONE, f"settlement {self.setl_id} done")
 
     # ----------------------------------------------------------------- inputs
@@ -349,13 +284,11 @@ class Discharge(Flow[DischargeState]):
 
     def cancel_pin(self) -> None:
         self._require(D.PIN)
-        self._fail(D.FAILED, Failure(FailureKind.PIN_CANCELLED,
-                                     "PIN entry cancelled; nothing was charged", -31))
+        self._fail(D.FAILED, PIN_CANCELLED)
 
     def pin_timeout(self) -> None:
         self._require(D.PIN)
-        self._fail(D.FAILED, Failure(FailureKind.PIN_TIMEOUT,
-                                     "PIN entry timed out; nothing was charged", -32))
+        self._fail(D.FAILED, PIN_TIMED_OUT)
 
     def pay_cash_instead(self) -> None:
         """The bank part failed (BANK_FAILED): settle with the rest in cash."""
@@ -364,11 +297,18 @@ class Discharge(Flow[DischargeState]):
         self._go(D.RETRIAL, "the rest will be paid in cash")
 
     # ----------------------------------------------------------------- helpers
-    def _psn_no(self) -> str:
-        return self.person.psn_no if self.person else ""
-
-    def _insuplc(self) -> str:
-        return self.person.insuplc_admdvs if self.person else ""
+    def _call_once(self, infno: str, input: Mapping[str, Any], what: str, *,
+                   done_code: str) -> bool:
+        """Send ``infno`` for the stay; a refusal ``done_code`` means an earlier attempt
+        already did it (re-running a discharge is safe). Any other host error ends the flow;
+        returns whether it goes on."""
+        try:
+            self.host.call(infno, input, insuplc_admdvs=self._insuplc())
+        except HostError as exc:
+            if not (isinstance(exc, HostRefused) and exc.code == done_code):
+                self._fail(D.FAILED, host_failure(exc, doing=what))
+                return False
+        return True
 
     def _settle_input(self, pay: PayChoice) -> dict[str, Any]:
         total = sum(ln.amount_fen for ln in self.fees)
@@ -386,9 +326,9 @@ class Discharge(Flow[DischargeState]):
         return {"data": data}
 
 
-def run_discharge(flow: Discharge, pay: PayChoice, pin: Any, *,
+def run_discharge(flow: Discharge, pay: PayChoice, pin: PinSource, *,
                   max_pin_tries: int = 3, bank_fallback: str = "cancel") -> Discharge:
-    """Drive a discharge without a UI; ``pin`` is a :data:`terminal.core.checkout.PinSource`."""
+    """Drive a discharge without a UI; ``pin`` is a :data:`terminal.core.common.PinSource`."""
     flow.run_until_input()
     if flow.state is D.CHOOSE:
         flow.choose_payment(pay)
@@ -396,19 +336,9 @@ def run_discharge(flow: Discharge, pay: PayChoice, pin: Any, *,
     while True:
         flow.run_until_input()
         if flow.state is D.PIN:
-            if asked >= max_pin_tries:
-                flow.cancel_pin()
+            if not prompt_pin(flow, pin, asked, max_pin_tries):
                 break
             asked += 1
-            try:
-                entered = pin(flow.pin_tries_left)
-            except TimeoutError:
-                flow.pin_timeout()
-                break
-            if entered is None:
-                flow.cancel_pin()
-                break
-            flow.enter_pin(entered)
         elif flow.state is D.BANK_FAILED:
             if bank_fallback == "cash":
                 bank_fallback = "cancel"

@@ -3,15 +3,15 @@
 N terminal *processes* run random pharmacy sales (2102; a quarter of them paid from the
 card's bank account with an ARQC computed by the card's own recipe, :mod:`card.pboc`),
 cancels (2103), reversals (2601), top-ups (8109: personal-account credits at the office,
-bank deposits at the bank counter), loss reports (8103) and card replacements (8105, then
-8102 activation for ICBC/ABC/BOC cards) against ``sscard host serve`` over HTTP, for a set
-time. Each records a history (JSON lines, one per request): what was asked, its
-msgid, and its outcome — ``ok``, ``failed`` (the host answered ``infcode -1``) or
-``unknown`` (no answer: timeout, connection reset). Some requests are sent twice with the
-same msgid (``duplicate``). A terminal that got no answer to a reversible request sends a
-2601 reversal for it, resending the same reversal until the host answers; a non-reversible
-request is resent with the same msgid. Before a terminal stops it resolves whatever is still
-pending.
+bank deposits at the bank counter), inpatient stays (2401, 2301, 2402, 2304), loss reports
+(8103) and card replacements (8105, then 8102 activation for ICBC/ABC/BOC cards) against
+``sscard host serve`` over HTTP, for a set time. Each records a history (JSON lines, one per
+request): what was asked, its msgid, and its outcome — ``ok``, ``failed`` (the host answered
+``infcode -1``) or ``unknown`` (no answer: timeout, connection reset). Some requests are
+sent twice with the same msgid (``duplicate``). A terminal that got no answer to a
+reversible request sends a 2601 reversal for it, resending the same reversal until the host
+answers; a non-reversible request is resent with the same msgid. Before a terminal stops it
+resolves whatever is still pending.
 
 The **nemesis** kills the host with SIGKILL at random moments and restarts it; on
 PostgreSQL it also crash-stops (``pg_ctl -m immediate``) and restarts the database server
@@ -69,7 +69,8 @@ PHARMACIES = ("P37080000001", "P37080000002")
 OFFICE = "S37080000001"
 BANK_COUNTERS = {"CCB": "B37080000CCB", "ICBC": "B3708000ICBC", "ABC": "B37080000ABC",
                  "BOC": "B37080000BOC"}
-REVERSIBLE = frozenset({"2102", "2103"})
+REVERSIBLE = frozenset({"2102", "2103", "2304", "2401"})
+HOSPITALS = ("H37080000001", "H37080000002")
 MAX_WORKERS = 10
 CARD_CODES = frozenset({"card_state", "card_mismatch", "not_found", "card_blocked",
                         "card_lost", "card_replaced"})
@@ -123,6 +124,14 @@ def connect(url: str, code: str, slot: int, *, timeout: float = 3.0,
             time.sleep(0.2)
 
 
+def psn_of(input: dict[str, Any]) -> str:
+    """The ``psn_no`` of a request's input (``druginfo``, ``data``, ``mdtrtinfo`` …)."""
+    for v in input.values():
+        if isinstance(v, dict) and "psn_no" in v:
+            return str(v["psn_no"])
+    return ""
+
+
 # -- history --------------------------------------------------------------------------------
 
 
@@ -137,7 +146,7 @@ def send(client: HostClient, env: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def _summary(infno: str, ans: dict[str, Any]) -> dict[str, Any]:
     out = ans.get("output") or {}
-    if infno == "2102":
+    if infno in ("2102", "2304"):
         s = out.get("setlinfo", {})
         return {k: s.get(k) for k in ("setl_id", "mdtrt_id", "medfee_sumamt", "acct_pay",
                                       "psn_cash_pay", "fund_pay_sumamt", "balc")}
@@ -202,7 +211,7 @@ class Terminal:
         duplicate of a request whose first copy was answered)."""
         client = self.client(inst)
         if reverse and env["infno"] in REVERSIBLE:
-            psn = env["input"].get("druginfo", env["input"].get("data", {})).get("psn_no", "")
+            psn = psn_of(env["input"])
             renv = client.envelope("2601", {"data": {"psn_no": psn, "omsgid": env["msgid"],
                                                      "oinfno": env["infno"]}})
             op, target = "reversal", renv
@@ -291,6 +300,52 @@ class Terminal:
         arqc = pboc.application_cryptogram(mk, atc, cdol1, ALG_SM4)
         return {"pan": pan, "pan_seq": "01", "cdol1": cdol1.hex().upper(),
                 "atc": f"{atc:04X}", "arqc": arqc.hex().upper()}
+
+    def stay(self) -> None:
+        """An inpatient stay: 2401 admit, 2301 fees, 2402 discharge, 2304 settle (seed U2,
+        U3). Reversible steps without an answer are reversed; the stay then stops."""
+        h = self.rng.choice(self.holders)
+        card_no, card_sn, _ = self.cards[h["psn_no"]]
+        inst = self.rng.choice(HOSPITALS)
+        c = self.client(inst)
+        psn = h["psn_no"]
+        env = c.envelope("2401", {"mdtrtinfo": {
+            "psn_no": psn, "mdtrt_cert_type": "03", "mdtrt_cert_no": card_no,
+            "card_sn": card_sn, "insutype": h["insutype"], "med_type": "21",
+            "begntime": datetime.now().strftime("%Y-%m-%d %H:%M:%S")}})
+        outcome, ans = self.request("admit", inst, env, psn_no=psn)
+        if outcome != "ok":
+            if outcome == "unknown":
+                self.after_unknown(inst, env)
+            elif ans.get("err_code") in CARD_CODES:
+                self.refresh(h["certno"])
+            return
+        mdtrt_id = ans["output"]["result"]["mdtrt_id"]
+        lines = []
+        for i in range(self.rng.randint(1, 4)):
+            code, price = self.rng.choice(self.items)
+            lines.append({**drug_line(str(i + 1), code, self.rng.randint(1, 3), price),
+                          "mdtrt_id": mdtrt_id, "psn_no": psn})
+        total = sum(parse_yuan(ln["det_item_fee_sumamt"]) for ln in lines)
+        for infno, op, body in (
+                ("2301", "fees", {"feedetail": lines}),
+                ("2402", "discharge", {"dscginfo": {
+                    "mdtrt_id": mdtrt_id, "psn_no": psn,
+                    "endtime": datetime.now().strftime("%Y-%m-%d %H:%M:%S")}})):
+            env = c.envelope(infno, body)
+            outcome, _ = self.request(op, inst, env, psn_no=psn)
+            if outcome == "unknown":
+                self.after_unknown(inst, env, reverse=False)
+                return
+            if outcome != "ok":
+                return
+        env = c.envelope("2304", {"data": {
+            "mdtrt_id": mdtrt_id, "psn_no": psn, "medfee_sumamt": f"{total / 100:.2f}",
+            "acct_used_flag": "1", "cash_src": "cash"}})
+        outcome, _ = self.request("inpatient", inst, env, psn_no=psn)
+        if outcome == "unknown":
+            self.after_unknown(inst, env)
+        return None
 
     def cancel(self) -> None:
         if not self.settled:
@@ -384,8 +439,9 @@ class Terminal:
         return None
 
     def run(self) -> None:
-        ops = (self.sale, self.cancel, self.reverse, self.topup, self.replace, self.duplicate)
-        weights = (50, 12, 8, 15, 3, 8)
+        ops = (self.sale, self.cancel, self.reverse, self.topup, self.replace, self.duplicate,
+               self.stay)
+        weights = (45, 12, 8, 15, 3, 8, 5)
         deadline = self.cfg["deadline"]
         while time.time() < deadline:
             try:
@@ -452,7 +508,6 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
             "postings": tx.all("SELECT entry_id, account_id, amount FROM postings"),
             "settlements": tx.all("SELECT setl_id, state FROM settlements"),
             "requests": tx.all("SELECT msgid, status FROM requests"),
-            "reversals": tx.all("SELECT omsgid, msgid FROM reversals"),
         }
 
     db = store.run(load)
@@ -469,17 +524,21 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
         postings[str(e)].append((str(a), int(amt)))
     settle_state = {str(s): str(st) for s, st in db["settlements"]}
     requests = {str(m): str(s) for m, s in db["requests"]}
-    refs: dict[str, list[str]] = collections.defaultdict(list)
     per_msgid: dict[str, list[str]] = collections.defaultdict(list)
-    for eid, (msgid, _kind, ref) in entries.items():
+    for eid, (msgid, _kind, _ref) in entries.items():
         per_msgid[msgid].append(eid)
-        if ref:
-            refs[str(ref)].append(eid)
 
     by_msgid: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    resolutions: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+    reversed_ok: set[str] = set()   # msgids some acknowledged 2601 reversed
     for ev in events:
         if ev.get("msgid"):
             by_msgid[ev["msgid"]].append(ev)
+        if ev.get("omsgid"):
+            if ev.get("auto"):
+                resolutions[ev["omsgid"]].append(ev)
+            if ev.get("infno") == "2601" and ev["outcome"] == "ok":
+                reversed_ok.add(ev["omsgid"])
     sent = set(by_msgid)
 
     # 2. no phantom entries, one effect per msgid
@@ -499,7 +558,7 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
         unknown = any(e["outcome"] == "unknown" for e in evs)
         eids = per_msgid.get(msgid, [])
         # 3. acknowledged writes are in the books, with the amounts answered
-        if infno == "2102" and ok_any:
+        if infno in ("2102", "2304") and ok_any:
             out = (oks or ok_any)[0]["out"]
             eid = "E" + msgid
             if eid not in entries:
@@ -539,11 +598,11 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
                     f"the terminal asked {amount}")
         # 4. unknown outcomes resolved
         if unknown and not ok_any and first["op"] != "reversal":
-            res_evs = [e for e in by_msgid_omsgid(events, msgid) if e["outcome"] != "unknown"]
+            res_evs = [e for e in resolutions[msgid] if e["outcome"] != "unknown"]
             if not res_evs:
                 unresolved += 1
                 bad(f"unknown outcome of {infno} {msgid} was never resolved")
-            elif infno == "2102":
+            elif infno in ("2102", "2304"):
                 rv = [e for e in res_evs if e["op"] == "reversal" and e["outcome"] == "ok"]
                 if rv:
                     st = settle_state.get("S" + msgid)
@@ -556,9 +615,7 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
                 rv = [e for e in res_evs if e["op"] == "reversal" and e["outcome"] == "ok"]
                 setl = str(first.get("setl_id"))
                 st = settle_state.get(setl)
-                undone = any(e["outcome"] == "ok" and e["infno"] == "2601"
-                             and e.get("omsgid") == setl[1:] for e in events)
-                if rv and st != "settled" and not undone:
+                if rv and st != "settled" and setl[1:] not in reversed_ok:
                     bad(f"cancel {msgid} was reversed ({rv[0]['out']}) but settlement "
                         f"{first.get('setl_id')} is {st}")
         # 5. refused requests wrote nothing
@@ -581,16 +638,11 @@ def check(store: Any, events: list[dict[str, Any]], before: set[str]) -> CheckRe
         "requests": len(events), "msgids": len(sent), "entries_written": len(entries),
         "outcomes": dict(sorted(outcomes.items())), "unresolved": unresolved,
         "settlements_acknowledged": sum(1 for evs in by_msgid.values()
-                                        if evs[0]["infno"] == "2102"
+                                        if evs[0]["infno"] in ("2102", "2304")
                                         and any(e["outcome"] == "ok" for e in evs)),
         "unknown": sum(1 for e in events if e["outcome"] == "unknown"),
     }
     return res
-
-
-def by_msgid_omsgid(events: list[dict[str, Any]], msgid: str) -> list[dict[str, Any]]:
-    """Events that resolve ``msgid``: its reversals and resends."""
-    return [e for e in events if e.get("omsgid") == msgid and e.get("auto")]
 
 
 # -- the run --------------------------------------------------------------------------------

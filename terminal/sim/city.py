@@ -52,7 +52,7 @@ from ledger.client import drug_line
 from ledger.policy import load_policies
 from ledger.populate import holder
 from ledger.service import DEFAULT_POLICY_DIR
-from terminal.sim.banktest import BANK_COUNTERS, MAX_WORKERS, SimClient, connect, send
+from terminal.sim.banktest import BANK_COUNTERS, MAX_WORKERS, SimClient, connect, psn_of, send
 
 AREA = "370800"
 
@@ -239,7 +239,7 @@ class CityTerminal:
         t0 = time.perf_counter()
         outcome, ans = send(c, env)
         if outcome == "unknown" and infno in ("2102", "2103", "2304", "2401"):
-            psn = _psn(input)
+            psn = psn_of(input)
             send(c, c.envelope("2601", {"data": {"psn_no": psn, "omsgid": env["msgid"],
                                                  "oinfno": infno}}))
         self.stats.request(infno, time.perf_counter() - t0, outcome,
@@ -386,13 +386,6 @@ def _site_for(sites: list[Site], t: int) -> Site:
         return sites[t % len(sites)]
     district = t % len(DISTRICTS)
     return sites[district * per + (t // len(DISTRICTS) + t) % per]
-
-
-def _psn(input: dict[str, Any]) -> str:
-    for v in input.values():
-        if isinstance(v, dict) and "psn_no" in v:
-            return str(v["psn_no"])
-    return ""
 
 
 # -- the run ----------------------------------------------------------------------------------

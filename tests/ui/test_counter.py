@@ -216,3 +216,31 @@ async def test_holder_data_change_at_the_office(world: World) -> None:
         await pilot.press("f8")
         await wait_text(pilot, "emp_name", "the card stays valid")
     assert world.card_state(FIXTURE_CARD) == "activated"
+
+
+async def test_replacement_of_a_lost_card_writes_a_new_card_and_charges_the_fee(
+        world: World) -> None:
+    """L1: report the loss, then replace: a new card number, the old card dead at the host,
+    the fee (30 yuan, policy) charged, the new card in the drawer."""
+    card = world.cards[FIXTURE_CARD]
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None
+    before = set(stack.services.drawer.state().cards)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "report_loss")
+        fill(app, card_no=card.card_no, certno=card.ssn)
+        await pilot.press("f8")
+        await wait_text(pilot, "reported lost")
+        await choose(pilot, app, "replace")
+        fill(app, card_no=card.card_no, certno=card.ssn)
+        await pilot.press("f8")
+        # a CCB card is delivered activated: its initial PIN is shown once for the envelope
+        await wait_text(pilot, "PIN envelope", "Initial PIN")
+        await pilot.press("escape")
+        text = await wait_text(pilot, "new card", "no longer works")
+        assert "30.00" in text
+    assert world.card_state(FIXTURE_CARD) == "replaced"
+    new = set(stack.services.drawer.state().cards) - before
+    assert len(new) == 1 and next(iter(new)).startswith(FIXTURE_CARD)
+    assert world.books_problems() == []

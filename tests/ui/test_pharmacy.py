@@ -19,6 +19,7 @@ from tests.ui.conftest import (
     OPENING_BALANCE,
     HostServer,
     World,
+    notifications,
     screen_text,
     type_text,
     wait_text,
@@ -271,7 +272,25 @@ async def test_changing_the_payment_at_the_pin_pad_redoes_the_split(world: World
         await type_text(pilot, FIXTURE_PIN)
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, SlipPreview), what="the slip")
-        slip = await wait_text(pilot, "现金")
-        assert "25.00" in next(ln for ln in slip.splitlines() if ln.startswith("  现金")
-                               or ln.strip().startswith("现金"))
+        slip = await wait_text(pilot, "SETTLEMENT SLIP")
+        assert any("现金" in ln and "25.00" in ln for ln in slip.splitlines())
+        assert any("个人账户" in ln and "0.00" in ln and "25.00" not in ln
+                   for ln in slip.splitlines())
     assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
+
+
+async def test_a_broken_card_image_is_reported_not_fatal(world: World) -> None:
+    (world.data / "cards" / "wang-wu.json").write_text('{"format": "sscard-card", "sch',
+                                                       encoding="utf-8")
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("f9")
+        await wait_text(pilot, "insert wang-wu")
+        names = list(stack.services.drawer.state().cards) if stack.services.drawer else []
+        await pilot.press(str(names.index("wang-wu") + 1))
+        await wait_until(pilot, lambda: any("cannot insert wang-wu" in n
+                                            for n in notifications(app)), what="the error")
+        assert app.is_running
+        await start_sale(pilot, world, app)  # the terminal goes on with a good card
+        await wait_text(pilot, "张三")

@@ -19,8 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from terminal.cli.cmd_terminal import prepare_data_dir
-from tests.core.hosting import enrol, init_host
 from tests.support import require
 from tests.ui.conftest import FIXTURE_CARD, FIXTURE_PIN
 
@@ -66,12 +64,7 @@ class Tmux:
 def tmux(tmp_path: Path) -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
         require("tmux", "install the Debian package tmux")
-    # a data directory whose embedded host knows the fixture cards (tests.core.hosting)
-    data = tmp_path / "sscard"
-    cards = prepare_data_dir(data)
-    url = f"sqlite:///{data}/host.sqlite"
-    init_host(url)
-    enrol(url, cards / f"{FIXTURE_CARD}.json")
+    data = tmp_path / "sscard"  # empty: the terminal's first run sets it up
     socket = f"sscard-test-{uuid.uuid4().hex[:8]}"
     t = Tmux(socket)
     env = {

@@ -42,6 +42,7 @@ from terminal.core.ports import HostError, HostPort
 from terminal.ui.messages import CardInserted, CardRemoved
 from terminal.ui.screens.base import FlowScreen, Progress
 from terminal.ui.widgets.pinpad import PinPad
+from terminal.ui.widgets.slip import SlipPreview
 from terminal.ui.widgets.status import StatusBar
 
 K = CounterState
@@ -123,6 +124,7 @@ class CounterScreen(FlowScreen):
                     yield Select(self._counter_choices(), allow_blank=False, id="counter-at",
                                  compact=True)
                 yield Label("", id="counter-rule")
+                yield Static("", id="counter-result")
                 with VerticalScroll(id="counter-fields"):
                     yield Label(FIELD_LABELS["card_no"], id="label-card_no")
                     yield Input(id="card_no", compact=True, placeholder="9 characters")
@@ -144,7 +146,6 @@ class CounterScreen(FlowScreen):
                     yield Input(id="emp_name", compact=True)
                     yield Label(FIELD_LABELS["batch_size"], id="label-batch_size")
                     yield Input("1000", id="batch_size", compact=True, type="integer")
-                yield Static("", id="counter-result")
         yield Progress(id="progress")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -341,6 +342,8 @@ class CounterScreen(FlowScreen):
         if flow.state is K.DONE:
             result.update(Text(flow.message, style="bold green"))
             self.progress.stop(f"{flow.name}: done 办理成功", "ok")
+            if isinstance(flow, ReplaceCard):
+                self.hand_out_envelope(flow.take_initial_pin())
         elif flow.finished:
             message = flow.failure.message if flow.failure else flow.message
             result.update(Text(message, style="bold red"))
@@ -349,6 +352,15 @@ class CounterScreen(FlowScreen):
                 self.app.push_screen(PinPad(locked=message))
         elif flow.awaiting is Awaiting.CONFIRM:
             self.progress.stop(flow.message, "idle")
+
+    def hand_out_envelope(self, pin: str | None) -> None:
+        """A new card delivered activated (CCB, rule A3) comes with its initial PIN in a
+        sealed envelope: show it once, for printing, then it is gone from the terminal."""
+        if pin:
+            text = (f"初始密码 Initial PIN\n\n        {pin}\n\n"
+                    "Seal this in the envelope for the holder; change it at the bank "
+                    "counter or an ATM. 请密封交持卡人")
+            self.app.push_screen(SlipPreview(text, title="PIN envelope 密码信封"))
 
     # -- PIN pad for the counter ------------------------------------------------------------
     def ask_pins(self, flow: CounterFlow) -> None:

@@ -85,7 +85,7 @@ class PinPad(ModalScreen[str | None]):
                 info.append(f"amount 金额 ¥{self.amount}")
             if self.tries_left is not None:
                 info.append(f"tries left 剩余次数 {self.tries_left}")
-            yield Static("  ".join(info), id="pin-info")
+            yield Static("\n".join(info), id="pin-info")
             if self.detail:
                 yield Static(self.detail, id="pin-detail")
             yield Static(self.problem, id="pin-problem")
