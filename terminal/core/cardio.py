@@ -32,7 +32,7 @@ from apdu import commands as C
 from apdu.command import CommandApdu
 from apdu.sw import describe, driver_code
 from reader import facade
-from reader.base import Connection
+from reader.base import Connection, Transport
 from reader.errors import (
     CardRefused,
     CardRemoved,
@@ -120,15 +120,21 @@ class ReaderCard:
         self._terminal = ""
 
     @classmethod
-    def over_session(cls, session: CardSession) -> ReaderCard:
-        """The card port over a session of :func:`terminal.core.readers.open_card`: its
-        connection and façade serve the first card session, its transport the next ones."""
-        transport, reader = session.transports[0], session.user.reader
+    def in_reader(cls, transport: Transport, reader: str, psam: Connection | None, *,
+                  exclusive: bool = True) -> ReaderCard:
+        """The card port for the card in ``reader`` of ``transport`` (a new connection for
+        each card session) with the PSAM on ``psam``."""
 
         def present() -> bool:
             return any(r.card_present for r in transport.readers() if r.name == reader)
 
-        card = cls(lambda: transport.connect(reader), session.psam, present)
+        return cls(lambda: transport.connect(reader, exclusive=exclusive), psam, present)
+
+    @classmethod
+    def over_session(cls, session: CardSession) -> ReaderCard:
+        """The card port over a session of :func:`terminal.core.readers.open_card`: its
+        connection and façade serve the first card session, its transport the next ones."""
+        card = cls.in_reader(session.transports[0], session.user.reader, session.psam)
         card._conn, card._driver = session.user, session.driver
         return card
 

@@ -150,6 +150,7 @@ class Checkout(CardFlow[CheckoutState]):
         C.REVERSAL_PENDING: Awaiting.CONFIRM,
     }
     TERMINAL = frozenset({C.DONE, C.FAILED, C.CANCELLED, C.VOIDED})
+    TAG_BANK_FAILURES = True
 
     def __init__(
         self,
@@ -236,7 +237,7 @@ class Checkout(CardFlow[CheckoutState]):
         assert self.trial is not None
         self._authorise_bank(
             self.card, self.trial.rest, self.clock(), ok=C.SETTLE, recovery=C.BANK_FAILED,
-            failed=C.FAILED, or_else="cancel the sale", tag_failure=True)
+            failed=C.FAILED)
 
     def _do_settle(self) -> None:
         assert self.person is not None
@@ -254,16 +255,9 @@ class Checkout(CardFlow[CheckoutState]):
             self._start_reversal(exc, C.FAILED,
                                  host_failure(exc, doing="to the settlement (2102)"))
             return
-        except HostRefused as exc:
-            if self.bank_auth is not None:
-                self._go(C.BANK_FAILED, f"the host refused the sale with the bank payment "
-                         f"({exc.message}): take the rest in cash or cancel the sale",
-                         failure=FailureKind.BANK_REFUSED.value)
-            else:
-                self._fail(C.FAILED, host_failure(exc, doing="the settlement (2102)"))
-            return
         except HostError as exc:
-            self._fail(C.FAILED, host_failure(exc, doing="the settlement (2102)"))
+            self._settlement_failed(exc, "the settlement (2102)", sale="the sale",
+                                    recovery=C.BANK_FAILED, failed=C.FAILED)
             return
         setl = reply.output.get("setlinfo", {})
         self.setl_id = str(setl.get("setl_id", ""))

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from terminal.core.machine import Failure, FailureKind, Flow
 from terminal.core.model import (
@@ -218,8 +218,14 @@ S = TypeVar("S", bound=enum.Enum)
 class CardFlow(Flow[S]):
     """A counter flow with the holder's card and the host: the steps they all take.
 
-    Subclasses set ``host`` (and ``card_info`` / ``person`` as the steps fill them).
+    Subclasses set ``host`` and ``config`` (and ``card_info``, ``person``, ``bank_auth``
+    as the steps fill them). When the bank part of a payment fails, the flow offers the
+    rest in cash or :attr:`BANK_OR_ELSE`; :attr:`TAG_BANK_FAILURES` puts the failure kind
+    in that event's data.
     """
+
+    BANK_OR_ELSE: ClassVar[str] = "cancel the sale"
+    TAG_BANK_FAILURES: ClassVar[bool] = False
 
     host: HostPort
     config: TerminalConfig
@@ -258,30 +264,40 @@ class CardFlow(Flow[S]):
     def _insuplc(self) -> str:
         return self.person.insuplc_admdvs if self.person else ""
 
+    def _bank_recovery(self, recovery: S, reason: str, kind: FailureKind) -> None:
+        """The bank part failed (``reason``): go to ``recovery``, where the clerk takes the
+        rest in cash or gives up; nothing moved."""
+        data = {"failure": kind.value} if self.TAG_BANK_FAILURES else {}
+        self._go(recovery, f"{reason} take the rest in cash or {self.BANK_OR_ELSE}", **data)
+
     def _authorise_bank(self, card: CardPort, amount_fen: int, when: datetime, *, ok: S,
-                        recovery: S, failed: S, or_else: str, tag_failure: bool = False) -> None:
+                        recovery: S, failed: S) -> None:
         """BANK_AUTH: ``bank_auth`` becomes the card's ARQC for the bank part (spec/card.md
         §11; the same PIN, seed C2), then ``ok``. A locked PIN or a failing bank application
-        goes to ``recovery`` (take the rest in cash, or ``or_else``; ``tag_failure`` puts
-        the kind in the event), a pulled card ends the flow in ``failed``."""
-
-        def recover(message: str, kind: FailureKind) -> None:
-            data = {"failure": kind.value} if tag_failure else {}
-            self._go(recovery, f"{message} the rest in cash or {or_else}", **data)
-
+        goes to ``recovery``, a pulled card ends the flow in ``failed``."""
         try:
             self.bank_auth = card.bank_cryptogram(amount_fen, when)
         except PinLocked:
-            recover(f"{PIN_LOCKED_MESSAGE}; take", FailureKind.PIN_LOCKED)
+            self._bank_recovery(recovery, f"{PIN_LOCKED_MESSAGE};", FailureKind.PIN_LOCKED)
             return
         except CardRemovedError as exc:
             self._fail(failed, card_failure(exc, doing="authorising the bank payment"))
             return
         except CardError as exc:
-            recover(f"the card's bank application failed ({exc.message}): take",
-                    FailureKind.BANK_REFUSED)
+            self._bank_recovery(recovery, f"the card's bank application failed "
+                                f"({exc.message}):", FailureKind.BANK_REFUSED)
             return
         self._go(ok, f"bank payment of {yuan(amount_fen)} authorised by the card")
+
+    def _settlement_failed(self, exc: HostError, what: str, *, sale: str, recovery: S,
+                           failed: S) -> None:
+        """The settlement ``what`` failed with an answer (nothing moved): a refused sale
+        with a bank part goes to ``recovery``; anything else ends the flow in ``failed``."""
+        if isinstance(exc, HostRefused) and self.bank_auth is not None:
+            self._bank_recovery(recovery, f"the host refused {sale} with the bank payment "
+                                f"({exc.message}):", FailureKind.BANK_REFUSED)
+            return
+        self._fail(failed, host_failure(exc, doing=what))
 
     def _settlement_result(self, title: str, lines: Iterable[CartLine], split: Split, *,
                            setl_id: str, mdtrt_id: str, msgid: str, when: datetime,

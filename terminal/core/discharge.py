@@ -115,6 +115,7 @@ class Discharge(CardFlow[DischargeState]):
         D.BANK_FAILED: Awaiting.RECOVERY,
     }
     TERMINAL = frozenset({D.DONE, D.FAILED, D.CANCELLED})
+    BANK_OR_ELSE = "stop"
 
     def __init__(self, card: CardPort, host: HostPort, stay: DischargeData,
                  fees: list[CartLine], config: TerminalConfig | None = None,
@@ -200,7 +201,7 @@ class Discharge(CardFlow[DischargeState]):
         assert self.trial is not None
         self._authorise_bank(
             self.card, self.trial.rest, self.clock(), ok=D.DISCHARGE, recovery=D.BANK_FAILED,
-            failed=D.FAILED, or_else="stop")
+            failed=D.FAILED)
 
     def _do_discharge(self) -> None:
         assert self.person is not None
@@ -221,15 +222,9 @@ class Discharge(CardFlow[DischargeState]):
         except HostTimeout as exc:
             self._timed_out(exc, "the settlement (2304)", failed=D.FAILED, reverse=D.REVERSE)
             return
-        except HostRefused as exc:
-            if self.bank_auth is not None:
-                self._go(D.BANK_FAILED, f"the host refused the settlement with the bank payment "
-                         f"({exc.message}): take the rest in cash or stop")
-            else:
-                self._fail(D.FAILED, host_failure(exc, doing="the settlement (2304)"))
-            return
         except HostError as exc:
-            self._fail(D.FAILED, host_failure(exc, doing="the settlement (2304)"))
+            self._settlement_failed(exc, "the settlement (2304)", sale="the settlement",
+                                    recovery=D.BANK_FAILED, failed=D.FAILED)
             return
         setl = reply.output.get("setlinfo", {})
         self.setl_id = str(setl.get("setl_id", ""))

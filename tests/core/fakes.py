@@ -165,7 +165,12 @@ class FakeCard:
         if not self.verified:
             raise CardFault("6982 security status not satisfied", -27010)
         self.atc += 1
+        answer = self._cryptogram(amount_fen, when)
         self._leave(a)
+        return answer
+
+    def _cryptogram(self, amount_fen: int, when: datetime) -> BankCryptogram:
+        """The bank application's answer once the PIN gate passed (ATC already counted)."""
         return BankCryptogram(pan="6217000000000000017", amount_fen=amount_fen,
                               cdol1=build_cdol1(amount_fen, when.strftime("%y%m%d"), "12345678"),
                               arqc=f"{amount_fen:016X}", atc=f"{self.atc:04X}")

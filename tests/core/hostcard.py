@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from terminal.core.ports import BankCryptogram, CardFault, CardInfo, PinLocked, build_cdol1
+from terminal.core.ports import BankCryptogram, CardInfo, build_cdol1
 from tests.core.fakes import FakeCard
 
 
@@ -24,17 +24,11 @@ class HostIssuedCard(FakeCard):
             card_number=str(cardinfo["card_no"]), card_id_code=str(cardinfo["card_sn"]),
             name=holder["psn_name"], spec_version="3.00", terminal_number="370800000042")
 
-    def bank_cryptogram(self, amount_fen: int, when: datetime) -> BankCryptogram:
+    def _cryptogram(self, amount_fen: int, when: datetime) -> BankCryptogram:
         from ledger import bank
         from ledger.policy import load_policy
         from terminal.core.adapters import POLICY_DIR
 
-        a = self._enter("bank_cryptogram")
-        if self.tries_left == 0:
-            raise PinLocked()
-        if not self.verified:
-            raise CardFault("6982 security status not satisfied", -27010)
-        self.atc += 1
         ci = self.cardinfo
         alg = 3 if ci["algorithm"] == "SM4" else 1
         area = str(ci["card_sn"])[:6]
@@ -42,6 +36,5 @@ class HostIssuedCard(FakeCard):
         mk = bank.card_key(root, alg, area, ci["pan"], int(ci["pan_seq"]))
         cdol1 = build_cdol1(amount_fen, when.strftime("%y%m%d"), "1A2B3C4D")
         arqc = bank.cryptogram(mk, self.atc, bytes.fromhex(cdol1), alg)
-        self._leave(a)
         return BankCryptogram(pan=ci["pan"], pan_seq=ci["pan_seq"], amount_fen=amount_fen,
                               cdol1=cdol1, atc=f"{self.atc:04X}", arqc=arqc.hex().upper())

@@ -109,11 +109,7 @@ class Station:
             self._psam = self.transport.connect(PSAM)
         if self._card is not None:
             self._card.close()
-
-        def present() -> bool:
-            return any(r.card_present for r in self.transport.readers() if r.name == USER)
-
-        self._card = ReaderCard(lambda: self.transport.connect(USER), self._psam, present)
+        self._card = ReaderCard.in_reader(self.transport, USER, self._psam)
         return self._card
 
     def host(self, code: str = hosting.OFFICE, *, flaky: bool = False) -> LedgerHost:

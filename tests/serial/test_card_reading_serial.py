@@ -1,7 +1,7 @@
 """The reader suite's card-reading tests (tests/reader/test_card_reading.py), run over a serial
 reader: the user card is served as an RFC 2217 serial device and read by SerialTransport at
-the ISO 7816-3 character level (T=0) at 115200 baud; the PSAM sits in an in-process reader, as in a PIN pad
-next to a serial card reader.
+the ISO 7816-3 character level (T=0) at 115200 baud; the PSAM sits in an in-process reader,
+as in a PIN pad next to a serial card reader.
 
 The tests are imported unchanged; only the ``rig`` fixture below is this module's own.
 """

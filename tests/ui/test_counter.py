@@ -238,7 +238,7 @@ async def test_replacement_of_a_lost_card_writes_a_new_card_and_charges_the_fee(
         # a CCB card is delivered activated: its initial PIN is shown once for the envelope
         await wait_text(pilot, "PIN envelope", "Initial PIN")
         await pilot.press("escape")
-        text = await wait_text(pilot, "new card", "no longer works")
+        text = await wait_text(pilot, "new card", "no longer")
         assert "30.00" in text
     assert world.card_state(FIXTURE_CARD) == "replaced"
     new = set(stack.services.drawer.state().cards) - before
