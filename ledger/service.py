@@ -35,7 +35,7 @@ from ledger.errors import AuthError, BadRequest, HostError, MsgidConflict, NotFo
 from ledger.policy import Policy, load_policies, policy_from_text
 from ledger.registry import OPS, Ctx
 from ledger.schemas import Envelope, validate
-from ledger.store.base import Store, Tx, open_store
+from ledger.store.base import Claimed, Store, Tx, open_store
 from ledger.verify import IdVerifier, default_verifier
 
 log = logging.getLogger("sscard.host")
@@ -62,10 +62,6 @@ def digest(env: Mapping[str, Any]) -> str:
                                     "insuplc_admdvs", "input")}
     raw = json.dumps(core, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
-
-
-class _Duplicate(Exception):
-    """The msgid is already recorded: answer from the record."""
 
 
 class HostService:
@@ -178,6 +174,11 @@ class HostService:
                       opter_type=env.opter_type)
             fp = digest(request)
 
+            def missing(tx: Tx) -> None:
+                # the claim inserted no row: the sign-in is missing, closed or not this terminal
+                self._check_sign_in(env, paasid, self._sign_row(tx, env))
+                raise AuthError(f"sign_no {env.sign_no} is not valid for this terminal")
+
             def work(tx: Tx) -> tuple[dict[str, Any], str]:
                 need_sign = env.infno != "9001" and self.require_sign_in
                 if not op.writes:
@@ -188,6 +189,8 @@ class HostService:
                 # same statement): no read of a missing key and no ON CONFLICT probe, so
                 # concurrent requests take no predicate lock on the msgid index under
                 # SERIALIZABLE. A duplicate is answered by a second, read-only transaction.
+                # The claim may travel with the handler's first read (one round trip); it is
+                # settled before that read's answer is used.
                 claim = ("INSERT INTO requests (msgid, infno, digest, status, fixmedins_code, "
                          "created_at) SELECT ?, ?, ?, 'done', ?, ?")
                 args: tuple[Any, ...] = (env.msgid, env.infno, fp, env.fixmedins_code,
@@ -197,12 +200,7 @@ class HostService:
                               "fixmedins_code = ? AND signed_out_at = '' AND "
                               "(? = '' OR paasid = ?))")
                     args += (env.sign_no, env.fixmedins_code, paasid or "", paasid or "")
-                n = tx.insert_new(claim, args)
-                if n is False:
-                    raise _Duplicate()
-                if n is None:   # no row: the sign-in is missing, closed or not this terminal
-                    self._check_sign_in(env, paasid, self._sign_row(tx, env))
-                    raise AuthError(f"sign_no {env.sign_no} is not valid for this terminal")
+                tx.claim(claim, args, missing)
                 output = op.fn(ctx, tx, data)
                 answer = self._ok(env.msgid, env.inf_time, now, output)
                 tx.defer("INSERT INTO answers (msgid, response) VALUES (?, ?)",
@@ -212,7 +210,7 @@ class HostService:
 
             try:
                 result, how = self.store.run(work)
-            except _Duplicate:
+            except Claimed:
                 def replay(tx: Tx) -> dict[str, Any]:
                     row = tx.one("SELECT r.digest, r.status, a.response, r.infno FROM requests r "
                                  "LEFT JOIN answers a ON a.msgid = r.msgid WHERE r.msgid = ?",

@@ -29,6 +29,10 @@ class Retry(Exception):
     """Raised by a back end inside a transaction when it must be run again."""
 
 
+class Claimed(Exception):
+    """Raised by :meth:`Tx.claim`: the key is already taken (the transaction must end)."""
+
+
 class Tx(ABC):
     """One open transaction. SQL uses ``?`` placeholders on every back end."""
 
@@ -54,6 +58,19 @@ class Tx(ABC):
         ``INSERT … SELECT … WHERE`` whose condition failed), False if it violated a unique
         key. Uses no ``ON CONFLICT`` (whose uniqueness probe takes a predicate lock under
         SERIALIZABLE). After False the transaction must end: PostgreSQL has aborted it."""
+
+    def claim(self, sql: str, params: Sequence[Any], missing: Callable[[Tx], None]) -> None:
+        """Run the claiming INSERT of an idempotency key (see :meth:`insert_new`): raise
+        :class:`Claimed` if the key exists, call ``missing(tx)`` (expected to raise) if the
+        INSERT inserted no row. A back end may send the claim together with the
+        transaction's next statement (one round trip); it is settled before that
+        statement's answer is returned, so nothing the transaction reads is used before
+        the claim is known to hold."""
+        n = self.insert_new(sql, params)
+        if n is False:
+            raise Claimed()
+        if n is None:
+            missing(self)
 
     def defer(self, sql: str, params: Sequence[Any] = (),
               check: Callable[[Tx], None] | None = None) -> None:

@@ -24,7 +24,7 @@ import psycopg
 from psycopg import errors as pgerr
 
 from ledger.errors import BadRequest
-from ledger.store.base import Retry, Row, Store, Tx
+from ledger.store.base import Claimed, Retry, Row, Store, Tx
 
 T = TypeVar("T")
 
@@ -46,31 +46,76 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+_Deferred = tuple[str, Sequence[Any], Callable[[Tx], None] | None]
+
+
 class PostgresTx(Tx):
-    """A transaction; deferred writes go out in one pipeline before the next statement
-    that needs an answer, or at commit (psycopg pipeline mode: one round trip)."""
+    """A transaction on an autocommit connection whose ``BEGIN``/``COMMIT`` it sends itself,
+    so they travel in the same pipeline (psycopg pipeline mode) as the statements around
+    them. Deferred writes, the msgid claim and ``BEGIN`` go out together with the next
+    statement that needs an answer, or with ``COMMIT``: a settlement costs three round trips
+    (claim + first read, the reads that depend on it, writes + commit)."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self.deferred: list[tuple[str, Sequence[Any], Callable[[Tx], None] | None]] = []
+        self.deferred: list[_Deferred] = [(_BEGIN, (), None)]
+        self._claim_at: int | None = None
 
     def defer(self, sql: str, params: Sequence[Any] = (),
               check: Callable[[Tx], None] | None = None) -> None:
         self.deferred.append((_pg(sql), params, check))
 
-    def flush(self) -> None:
-        if not self.deferred:
-            return
+    def claim(self, sql: str, params: Sequence[Any], missing: Callable[[Tx], None]) -> None:
+        self._claim_at = len(self.deferred)
+        self.deferred.append((_pg(sql), params, missing))
+
+    def _send(self, sql: str | None = None, params: Sequence[Any] = (), *,
+              commit: bool = False) -> psycopg.Cursor[Any] | None:
+        """Send the deferred statements, then ``sql`` (whose cursor is returned), then
+        ``COMMIT`` if asked, in one pipeline (one round trip). A deferred write with a
+        check is verified before ``COMMIT`` is sent (a separate round trip then)."""
         batch, self.deferred = self.deferred, []
-        with self.conn.pipeline():
-            curs = [self.conn.execute(sql, params, prepare=True) for sql, params, _ in batch]
-        for cur, (_, _, check) in zip(curs, batch, strict=True):
-            if check is not None and cur.rowcount != 1:
-                check(self)
+        claim_at, self._claim_at = self._claim_at, None
+        if not batch:
+            if sql is not None:
+                return self.conn.execute(sql, params, prepare=True)
+            if commit:
+                self.conn.execute("COMMIT")
+            return None
+        checked = any(check is not None for _, _, check in batch)
+        conn = self.conn
+        cur = None
+        curs: list[psycopg.Cursor[Any]] = []
+        try:
+            with conn.pipeline():
+                for q, p, _ in batch:
+                    curs.append(conn.execute(q, p, prepare=q is not _BEGIN))
+                if sql is not None:
+                    cur = conn.execute(sql, params, prepare=True)
+                if commit and not checked:
+                    conn.execute("COMMIT")
+        except pgerr.UniqueViolation:
+            if claim_at is not None and curs[claim_at].pgresult is None:
+                raise Claimed() from None   # the claim itself failed: the msgid is taken
+            raise
+        if checked:
+            for c, (_, _, check) in zip(curs, batch, strict=True):
+                if check is not None and c.rowcount != 1:
+                    check(self)
+            if commit:
+                conn.execute("COMMIT")
+        return cur
+
+    def flush(self) -> None:
+        self._send()
+
+    def commit(self) -> None:
+        self._send(commit=True)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        self.flush()
-        cur = self.conn.execute(_pg(sql), params, prepare=True)
+        cur = self._send(_pg(sql), params)
+        assert cur is not None
         return int(cur.rowcount)
 
     def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool | None:
@@ -82,14 +127,14 @@ class PostgresTx(Tx):
         return True if n else None
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        self.flush()
-        cur = self.conn.execute(_pg(sql), params, prepare=True)
+        cur = self._send(_pg(sql), params)
+        assert cur is not None
         row: Row | None = cur.fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        self.flush()
-        cur = self.conn.execute(_pg(sql), params, prepare=True)
+        cur = self._send(_pg(sql), params)
+        assert cur is not None
         return list(cur.fetchall())
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -145,8 +190,9 @@ class PostgresStore(Store):
     def _conn(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
-            conn = self.connect()
-            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
+            # autocommit: each transaction sends its own BEGIN ISOLATION LEVEL SERIALIZABLE
+            # and COMMIT, pipelined with its statements (PostgresTx)
+            conn = self.connect(autocommit=True)
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -157,8 +203,7 @@ class PostgresStore(Store):
         try:
             tx = PostgresTx(conn)
             result = fn(tx)
-            tx.flush()
-            conn.commit()
+            tx.commit()
             return result
         except _RETRYABLE as exc:
             conn.rollback()
@@ -177,12 +222,8 @@ class PostgresStore(Store):
 
     def script(self, sql: str) -> None:
         conn = self._conn()
-        try:
+        with conn.transaction():
             conn.execute(sql.encode())
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
 
     def drop_schema(self) -> None:
         """Drop this store's schema (tests only)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -145,6 +146,9 @@ def embedded_host(root: Path) -> str:
     path = root / "host.sqlite"
     url = f"sqlite:///{path}"
     fresh = not path.exists()
+    if fresh:
+        print(f"sscard: first run: creating the embedded host in {root} and issuing the "
+              "fixture cards…", file=sys.stderr, flush=True)
     try:
         store = open_store(url)
         try:

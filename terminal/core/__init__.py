@@ -9,8 +9,10 @@ Flows (each an explicit state machine, :mod:`terminal.core.machine`):
 - :mod:`terminal.core.counter` — service-counter operations (C3, A3–A5, L1, L2, M2).
 
 They talk to the card, the host and the catalogue only through the ports of
-:mod:`terminal.core.ports`. The adapters: :mod:`terminal.core.cardio` (the card port over
-reader connections and the driver façade, with the PSAM), :mod:`terminal.core.adapters`
+:mod:`terminal.core.ports`; the steps they share (read the card, the person lookup, the bank
+authorisation, the reversal of an unanswered request, the slip) are those of
+:class:`~terminal.core.common.CardFlow`. The adapters: :mod:`terminal.core.cardio` (the card
+port over reader connections and the driver façade, with the PSAM), :mod:`terminal.core.adapters`
 (the host port over ``ledger.client.HostClient``, the catalogue from the area policy,
 :func:`~terminal.core.adapters.open_card` for a reader name, the timing proxy).
 :mod:`terminal.core.slip` renders the slip (58 mm / 80 mm, CJK-aware).

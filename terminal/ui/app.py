@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.worker import get_current_worker
 
 from terminal.core.common import Clock, now
@@ -167,7 +167,10 @@ class SscardApp(App[None]):
             self.card_present = False
         else:
             self.notify(f"reader problem: {message.message}", severity="error", timeout=10)
-        self.screen.post_message(message)
+        # the mode's own screen, even when a dialog (PIN pad, chooser) is on top of it
+        target = next((s for s in reversed(self.screen_stack) if not isinstance(s, ModalScreen)),
+                      self.screen)
+        target.post_message(message)
 
     # -- actions ------------------------------------------------------------------------
     def action_toggle_theme(self) -> None:

@@ -7,6 +7,7 @@ no "register an existing card" transaction; see that module).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import threading
@@ -211,3 +212,55 @@ def screen_text(app: Any) -> str:
 def notifications(app: Any) -> list[str]:
     """The messages of the toasts the app raised (newest last)."""
     return [n.message for n in app._notifications]
+
+
+class SlowLink:
+    """A TCP relay in front of the host server that holds every request for ``delay``
+    seconds: a slow network, with the real host behind it."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.delay = 0.0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False),
+                             daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, slow: bool) -> None:
+        try:
+            while chunk := src.recv(65536):
+                if slow and self.delay:
+                    time.sleep(self.delay)
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def slow_link(host_server: HostServer) -> Iterator[SlowLink]:
+    link = SlowLink(int(host_server.url.rsplit(":", 1)[1]))
+    yield link
+    link.close()

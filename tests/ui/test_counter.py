@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.widgets import Input, OptionList, Select
 
 from terminal.ui.app import SscardApp
@@ -244,3 +245,41 @@ async def test_replacement_of_a_lost_card_writes_a_new_card_and_charges_the_fee(
     new = set(stack.services.drawer.state().cards) - before
     assert len(new) == 1 and next(iter(new)).startswith(FIXTURE_CARD)
     assert world.books_problems() == []
+
+
+async def test_balance_enquiry_at_the_bank_counter(world: World) -> None:
+    """U5: a bank counter can tell the medical-account balance (F6 reads the card)."""
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None
+    stack.services.drawer.insert(FIXTURE_CARD)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        app.screen.query_one("#counter-at", Select).value = CCB
+        await pilot.press("f6")
+        text = await wait_text(pilot, "medical account 500.00 yuan")
+        assert "bank account 1000.00" in text
+        assert app.screen.query_one("#card_no", Input).value == world.cards[FIXTURE_CARD].card_no
+
+
+@pytest.mark.slow
+async def test_three_wrong_old_pins_at_a_pin_change_lock_the_card(world: World) -> None:
+    """C3 at the counter: the wrong old PIN three times locks the card; the pad says what
+    the holder must do (ID card at the bank counter, free)."""
+    stack = world.stack("counter")
+    assert stack.services.drawer is not None and stack.services.card is not None
+    stack.services.drawer.insert(FIXTURE_CARD)
+    app = SscardApp(stack.services, mode="counter", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await choose(pilot, app, "change_pin")
+        await pilot.press("f8")
+        for attempt in range(3):
+            for pin in ("000000", "135246", "135246"):
+                await wait_until(pilot, lambda: isinstance(app.screen, PinPad)
+                                 and not app.screen.locked, what="PIN pad")
+                await type_text(pilot, pin)
+                await pilot.press("enter")
+                await pilot.pause(0.05)
+            if attempt < 2:
+                await wait_text(pilot, f"wrong PIN: {2 - attempt}")
+        await wait_text(pilot, "PIN locked", "bank counter", "free of charge")
+    assert stack.services.card.pin_tries_left() == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.widgets import Input
 
 from ledger.client import HostClient
@@ -87,6 +88,7 @@ async def test_discharge_with_the_personal_account_prints_the_slip(world: World)
     assert world.books_problems() == []
 
 
+@pytest.mark.slow
 async def test_discharge_wrong_pin_three_times_locks_and_charges_nothing(world: World) -> None:
     stack = world.stack("hospital")
     assert stack.services.drawer is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from textual.widgets import Input
 
 from ledger.client import HostClient
@@ -18,6 +19,7 @@ from tests.ui.conftest import (
     LOCKED_CARD,
     OPENING_BALANCE,
     HostServer,
+    SlowLink,
     World,
     notifications,
     screen_text,
@@ -294,3 +296,43 @@ async def test_a_broken_card_image_is_reported_not_fatal(world: World) -> None:
         assert app.is_running
         await start_sale(pilot, world, app)  # the terminal goes on with a good card
         await wait_text(pilot, "张三")
+
+
+async def test_pulling_the_card_at_the_pin_pad_charges_nothing_and_keeps_the_cart(
+        world: World) -> None:
+    stack = world.stack("pharmacy", watch=True)
+    drawer = stack.services.drawer
+    assert drawer is not None
+    app = SscardApp(stack.services, mode="pharmacy")
+    async with app.run_test(size=(100, 32)) as pilot:
+        drawer.insert(FIXTURE_CARD)
+        await wait_text(pilot, "张三", "¥500.00")
+        await add_amoxicillin(pilot, app)
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        drawer.remove()
+        await wait_until(pilot, lambda: not isinstance(app.screen, PinPad), what="pad closed")
+        await wait_text(pilot, "card removed before paying", "nothing was charged")
+        drawer.insert(FIXTURE_CARD)
+        await wait_until(pilot, lambda: app.screen.flow is not None
+                         and len(app.screen.flow.cart) == 1, what="the cart back")
+    assert world.settlements() == []
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
+
+
+@pytest.mark.slow
+async def test_a_slow_host_shows_progress_and_the_screen_stays_live(
+        world: World, slow_link: SlowLink) -> None:
+    stack = world.stack("pharmacy", host=slow_link.url)
+    app = SscardApp(stack.services, mode="pharmacy", theme="dark", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        slow_link.delay = 4.0  # every request now waits 4 s on the way to the host
+        assert stack.services.drawer is not None
+        stack.services.drawer.insert(FIXTURE_CARD)
+        await pilot.press("f6")
+        await wait_text(pilot, "the host is slow; still waiting", timeout=10)
+        await pilot.press("ctrl+t")  # the terminal answers while the host is busy
+        assert app.theme == "sscard-light"
+        slow_link.delay = 0.0
+        await wait_until(pilot, lambda: app.screen.query_one(CardPanel).balance_fen
+                         == OPENING_BALANCE, timeout=20, what="the answer after all")

@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, OptionList
+from textual.widgets.data_table import ColumnKey
 from textual.widgets.option_list import Option
 
 from terminal.core.model import CartLine, yuan
@@ -98,13 +99,24 @@ class CartView(Widget):
 
     def on_mount(self) -> None:
         table = self.query_one("#cart", DataTable)
-        table.add_column("name 名称", key="name")
-        table.add_column("class", key="cls")
-        table.add_column("qty", key="qty")
-        table.add_column("price", key="price")
-        table.add_column("amount", key="amount")
-        table.add_column("医保", key="ok")
+        # compact: the cart fits the 42 columns left at 80×24 next to the card panel
+        table.add_column("品名 item", key="name", width=10)
+        table.add_column("类", key="cls", width=2)
+        table.add_column("数量", key="qty", width=4)
+        table.add_column("单价", key="price", width=5)
+        table.add_column("金额", key="amount", width=6)
+        table.add_column("医保", key="ok", width=4)
         self.border_title = "Cart 购物车"
+
+    def on_resize(self) -> None:
+        """Give the item name whatever the other columns leave (10 cells at 80×24)."""
+        table = self.query_one("#cart", DataTable)
+        others = sum(c.width for c in table.columns.values() if c.key.value != "name")
+        padding = 2 * table.cell_padding * len(table.columns)
+        name = table.columns.get(ColumnKey("name"))
+        if name is not None:
+            name.width = max(10, self.size.width - others - padding - 2)
+            table.refresh(layout=True)
 
     # results --------------------------------------------------------------------------
     def show_results(self, items: Sequence[CatalogueItem]) -> None:
@@ -140,7 +152,7 @@ class CartView(Widget):
                 Text(str(line.qty), justify="right"),
                 Text(yuan(item.price_fen), justify="right"),
                 Text(yuan(line.amount_fen), justify="right", style="bold"),
-                Text("✓" if eligible else "✗ 自费", style="green" if eligible else "red"),
+                Text("✓" if eligible else "✗自费", style="green" if eligible else "red"),
                 key=item.code,
             )
         if lines:
