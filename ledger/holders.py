@@ -176,19 +176,29 @@ class Payer:
     old_card_no: str = ""
     balance: int | None = None
     """The account balance, when it was read together with the card."""
+    ytd: tuple[int, int, int] | None = None
+    """(year, deductible applied, pooled fund paid) of the holder's insutype that year,
+    when read together with the card (``resolve(..., ytd_year=…)``)."""
+
+
+YTD_SQL = ("(SELECT COALESCE(SUM(s.{col}), 0) FROM settlements s WHERE s.psn_no = p.psn_no "
+           "AND s.setl_year = ? AND s.insutype = p.insutype AND s.state = 'settled')")
 
 
 def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no: str | None,
-            *, payment: bool) -> Payer:
+            *, payment: bool, ytd_year: int | None = None) -> Payer:
     """Identify the person from the medical certificate (spec/host.md §2, 1101).
 
     ``03`` card number + card identification code; ``02`` ID number; ``04`` old medical card
-    (sscard, seed rule M2); ``01`` (e-voucher) is not offered by this host.
+    (sscard, seed rule M2); ``01`` (e-voucher) is not offered by this host. With
+    ``ytd_year``, a card's read also fetches the holder's year-to-date deductible and fund
+    payments (:attr:`Payer.ytd`), saving the settlement a round trip.
     """
     from ledger import books
     card: Card | None = None
     old = ""
     balance: int | None = None
+    ytd: tuple[int, int, int] | None = None
     if cert_type == "03":
         if not valid_card_no(cert_no):
             raise BadRequest(f"card number {cert_no!r} is not a valid social security card "
@@ -196,11 +206,19 @@ def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no
         # one round trip: card, holder and the holder's medical balance
         cols = ", ".join(f"c.{c.strip()}" for c in CARD_COLS.split(",")) + ", " + \
             ", ".join(f"p.{c.strip()}" for c in PERSON_COLS.split(","))
-        row = tx.one(f"SELECT {cols}, a.balance FROM cards c JOIN persons p ON "
+        extra, args = "", [cert_no]
+        if ytd_year is not None:
+            extra = ", " + YTD_SQL.format(col="act_pay_dedc") + ", " + \
+                YTD_SQL.format(col="hifp_pay")
+            args = [ytd_year, ytd_year, cert_no]
+        row = tx.one(f"SELECT {cols}, a.balance{extra} FROM cards c JOIN persons p ON "
                      "p.psn_no = c.psn_no LEFT JOIN accounts a ON "
-                     "a.account_id = 'medical:' || p.psn_no WHERE c.card_no = ?", (cert_no,))
+                     "a.account_id = 'medical:' || p.psn_no WHERE c.card_no = ?", args)
         if row is None:
             raise NotFound(f"card {cert_no} is unknown at this host")
+        if ytd_year is not None:
+            ytd = (ytd_year, int(row[-2]), int(row[-1]))
+            row = row[:-2]
         nc = len(CARD_COLS.split(","))
         card = Card(*row[:nc])
         person = Person(*row[nc:-1])
@@ -239,4 +257,5 @@ def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no
     if psn_no is not None and psn_no != person.psn_no:
         raise Refused(f"psn_no {psn_no} is not the holder of the certificate presented",
                       code="card_mismatch")
-    return Payer(person=person, card=card, account=account, old_card_no=old, balance=balance)
+    return Payer(person=person, card=card, account=account, old_card_no=old, balance=balance,
+                 ytd=ytd)

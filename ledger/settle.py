@@ -92,6 +92,14 @@ def year_to_date(tx: Tx, psn_no: str, year: int, insutype: str) -> tuple[int, in
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+def _ytd_year(ctx: Ctx, med_type: str) -> int | None:
+    """The year whose totals to read with the card: only where some area pools the visit
+    type (otherwise the split needs no year-to-date figures)."""
+    pooled = any(v.pooling for pol in ctx.service.policies.values()
+                 if (v := pol.visits.get(med_type)) is not None)
+    return ctx.now.year if pooled else None
+
+
 def compute(ctx: Ctx, tx: Tx, payer: Payer, med_type: str, insutype: str,
             lines: list[CartLine], acct_used_flag: str) -> tuple[Split, Policy, int]:
     """The split for this person now (spec/host.md §3)."""
@@ -101,7 +109,12 @@ def compute(ctx: Ctx, tx: Tx, payer: Payer, med_type: str, insutype: str,
                       f"not {insutype}", code="insutype")
     policy = ctx.service.policy(person.insuplc_admdvs)
     pooled = policy.visit(med_type).pooling
-    ded, fund = year_to_date(tx, person.psn_no, ctx.now.year, insutype) if pooled else (0, 0)
+    if not pooled:
+        ded, fund = 0, 0
+    elif payer.ytd is not None and payer.ytd[0] == ctx.now.year:
+        ded, fund = payer.ytd[1], payer.ytd[2]   # read with the card (same insutype)
+    else:
+        ded, fund = year_to_date(tx, person.psn_no, ctx.now.year, insutype)
     bal = payer.balance if payer.balance is not None else books.balance(tx, payer.account)
     s = split(policy, med_type, insutype, lines, deductible_used=ded, fund_used=fund,
               balance=bal, use_account=acct_used_flag == "1")
@@ -255,7 +268,7 @@ def _pharmacy(ctx: Ctx, tx: Tx, data: In2101, *, final: bool) -> dict[str, Any]:
     require_inst(ctx, "pharmacy")
     di = data.druginfo
     payer = resolve(ctx, tx, di.mdtrt_cert_type, di.mdtrt_cert_no, di.card_sn, di.psn_no,
-                    payment=True)
+                    payment=True, ytd_year=_ytd_year(ctx, di.med_type))
     lines = cart(data.drugdetail, "input.drugdetail")
     check_total(lines, di.medfee_sumamt, "input.druginfo.medfee_sumamt")
     s, policy, bal = compute(ctx, tx, payer, di.med_type, di.insutype, lines, di.acct_used_flag)
@@ -519,7 +532,8 @@ def _inpatient(ctx: Ctx, tx: Tx, data: In2303, *, final: bool) -> dict[str, Any]
     else:
         cert_type, cert_no, card_sn = (stored["mdtrt_cert_type"], stored["mdtrt_cert_no"],
                                        stored["card_sn"])
-    payer = resolve(ctx, tx, cert_type, cert_no, card_sn, d.psn_no, payment=True)
+    payer = resolve(ctx, tx, cert_type, cert_no, card_sn, d.psn_no, payment=True,
+                    ytd_year=_ytd_year(ctx, adm["med_type"]))
     rows = tx.all("SELECT feedetl_sn, med_list_codg, qty, pric, amount FROM fee_details "
                   "WHERE mdtrt_id = ? AND state = 'active' ORDER BY feedetl_sn", (d.mdtrt_id,))
     if not rows:
