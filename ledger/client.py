@@ -42,11 +42,13 @@ retried with the same msgid (idempotent) and then raise :class:`Unavailable`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from ledger import errors
@@ -135,6 +137,75 @@ def bank_auth(pan: str, pan_seq: str, cdol1: bytes, atc: int, arqc: bytes) -> di
             "atc": f"{atc:04X}", "arqc": arqc.hex().upper()}
 
 
+def terminal_slot(terminal_id: str | None) -> int:
+    """The msgid slot 00–99 of a terminal (see :class:`MsgidSequence`).
+
+    A terminal id of digits is its own slot (``"01"`` → 1; ids 00–99 map one-to-one, larger
+    ones modulo 100); any other id is hashed to a slot. A client without a terminal id takes
+    the slot of its process (process id modulo 100).
+    """
+    if not terminal_id:
+        return os.getpid() % 100
+    if terminal_id.isdigit():
+        return int(terminal_id) % 100
+    return int.from_bytes(hashlib.sha256(terminal_id.encode()).digest()[:4], "big") % 100
+
+
+class MsgidSequence:
+    """The last four characters of the msgids of one terminal slot (spec/host.md §1).
+
+    ``msgid = institution(12) ‖ yyyyMMddHHmmss ‖ slot(2) ‖ counter(2)``: the slot (00–99)
+    comes from the terminal id the host knows from the sign-in (9001, paasid
+    ``institution-terminal``), the counter (00–99) restarts every second. Terminals of one
+    institution with different slots can never mint the same msgid; clients of the same
+    institution and slot inside one process share one sequence, so they cannot either. A
+    slot that has used its 100 msgids of a second waits for the next second; if the clock
+    goes back, the sequence carries on from the last second it used (its msgids never
+    repeat).
+    """
+
+    PER_SECOND = 100
+
+    def __init__(self, prefix: str, slot: int,
+                 clock: Any = None, sleep: Any = None) -> None:
+        if not 0 <= slot <= 99:
+            raise ValueError("a msgid slot is 00..99")
+        self.prefix = prefix
+        self.slot = slot
+        self._clock = clock or datetime.now
+        self._sleep = sleep or time.sleep
+        self._lock = threading.Lock()
+        self._second: datetime | None = None
+        self._n = 0
+
+    def next(self) -> str:
+        with self._lock:
+            while True:
+                now = self._clock().replace(microsecond=0)
+                if self._second is None or now > self._second:
+                    self._second, self._n = now, 0
+                if self._n < self.PER_SECOND:
+                    break
+                if now < self._second:   # the clock went back: move on past the last second
+                    self._second, self._n = self._second + timedelta(seconds=1), 0
+                    break
+                self._sleep(max(0.001, 1.0 - self._clock().microsecond / 1e6))
+            n, self._n = self._n, self._n + 1
+            return f"{self.prefix}{self._second:%Y%m%d%H%M%S}{self.slot:02d}{n:02d}"
+
+    _shared: dict[tuple[str, int], MsgidSequence] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, prefix: str, slot: int) -> MsgidSequence:
+        """The one sequence of ``(institution, slot)`` in this process."""
+        with cls._shared_lock:
+            seq = cls._shared.get((prefix, slot))
+            if seq is None:
+                seq = cls._shared[(prefix, slot)] = cls(prefix, slot)
+            return seq
+
+
 def _find_psn(obj: Any) -> str:
     if isinstance(obj, Mapping):
         if isinstance(obj.get("psn_no"), str):
@@ -152,10 +223,16 @@ def _find_psn(obj: Any) -> str:
 
 
 class HostClient:
-    """A terminal's connection to the host. Thread-safe; one sign-in per client."""
+    """A terminal's connection to the host. Thread-safe; one sign-in per client.
+
+    ``terminal_id`` is the terminal's number at its institution (the ``paasid`` of its
+    sign-in is ``institution-terminal``); it picks the slot of the msgids the client mints
+    (:class:`MsgidSequence`), so give every terminal of an institution its own id (00–99).
+    """
 
     def __init__(self, transport: Transport, *, fixmedins_code: str,
                  fixmedins_name: str = "", mdtrtarea_admvs: str | None = None,
+                 terminal_id: str | None = None,
                  opter: str = "0001", opter_name: str = "收款员", opter_type: str = "1",
                  timeout: float = 10.0, retries: int = 2, sign_in: bool = True) -> None:
         self.transport = transport
@@ -167,33 +244,36 @@ class HostClient:
         self.retries = retries
         self.sign_no = ""
         self.pending_reversals: list[tuple[str, str, str]] = []
+        self.terminal_id = terminal_id
         self._lock = threading.Lock()
         self._call_lock = threading.RLock()
-        self._seq = int.from_bytes(os.urandom(2), "big") % 10000
-        self._last_ts = ""
+        self._msgids = MsgidSequence.shared(fixmedins_code, terminal_slot(terminal_id))
+        self._reversal_ids: dict[str, str] = {}
         if sign_in:
             self.sign_in()
 
     # -- construction ----------------------------------------------------------------------
 
     @classmethod
-    def connect(cls, url: str, *, fixmedins_code: str, terminal_id: str = "01",
+    def connect(cls, url: str, *, fixmedins_code: str, terminal_id: str | None = None,
                 key: bytes | None = None, secret: bytes | None = None,
                 **kw: Any) -> HostClient:
         """Connect to the host at ``url`` (see the module docstring).
 
         For ``http(s)://`` the terminal key is ``key``; for tests and single-machine setups
         it may instead be derived from the host ``secret`` (default: the TEST secret).
+        ``terminal_id`` (default ``"01"`` in the paasid) also picks the msgid slot (see
+        :class:`MsgidSequence`); without it an embedded client takes its process's slot.
         """
         if url.startswith(("http://", "https://")):
             from ledger.auth import TEST_SECRET, terminal_key
-            paasid = f"{fixmedins_code}-{terminal_id}"
+            paasid = f"{fixmedins_code}-{terminal_id or '01'}"
             k = key if key is not None else terminal_key(secret or TEST_SECRET, paasid)
             return cls(HttpTransport(url, paasid=paasid, key=k),
-                       fixmedins_code=fixmedins_code, **kw)
+                       fixmedins_code=fixmedins_code, terminal_id=terminal_id or "01", **kw)
         from ledger.service import HostService
         return cls(LocalTransport(HostService.open(url), own=True),
-                   fixmedins_code=fixmedins_code, **kw)
+                   fixmedins_code=fixmedins_code, terminal_id=terminal_id, **kw)
 
     def close(self) -> None:
         """Sign out (if the host is reachable) and release the connection."""
@@ -216,11 +296,10 @@ class HostClient:
     # -- envelopes -------------------------------------------------------------------------
 
     def new_msgid(self) -> str:
-        """``fixmedins_code(12) ‖ yyyyMMddHHmmss ‖ sequence(4)`` (spec/host.md §1)."""
-        with self._lock:
-            ts = datetime.now().strftime("%Y%m%d%H%M%S")
-            self._seq = (self._seq + 1) % 10000
-            return f"{self.fixmedins_code}{ts}{self._seq:04d}"
+        """``fixmedins_code(12) ‖ yyyyMMddHHmmss ‖ slot(2) ‖ counter(2)`` (spec/host.md §1;
+        :class:`MsgidSequence`). A retry of a request re-sends its msgid; only a new
+        request takes a new one."""
+        return self._msgids.next()
 
     def envelope(self, infno: str, input: dict[str, Any], msgid: str | None = None,
                  insuplc_admdvs: str = "") -> dict[str, Any]:
@@ -245,12 +324,17 @@ class HostClient:
                                 msgid=self._reversal_msgid(omsgid))
             answer = self._send(env)  # raises Unavailable: the reversal stays pending
             self.pending_reversals.pop(0)
+            self._reversal_ids.pop(omsgid, None)
             if answer.get("infcode") != 0:
                 raise _error(answer)
 
     def _reversal_msgid(self, omsgid: str) -> str:
-        # derived from the original so repeating the reversal is idempotent
-        return omsgid[:12] + omsgid[12:26] + f"{(int(omsgid[26:]) + 5000) % 10000:04d}"
+        # minted once from this terminal's own sequence and kept until delivered, so every
+        # attempt at the reversal is the same message (idempotent)
+        with self._lock:
+            if omsgid not in self._reversal_ids:
+                self._reversal_ids[omsgid] = self.new_msgid()
+            return self._reversal_ids[omsgid]
 
     def call_envelope(self, infno: str, input: dict[str, Any],
                       msgid: str | None = None) -> dict[str, Any]:
