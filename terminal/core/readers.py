@@ -91,6 +91,15 @@ def _pcsc() -> Transport:
     return PcscTransport()
 
 
+def _is_pcsc(transport: Transport) -> bool:
+    """True when ``transport`` is the PC/SC transport (pyscard may be absent)."""
+    try:
+        from reader.pcsc import PcscTransport
+    except ImportError:
+        return False
+    return isinstance(transport, PcscTransport)
+
+
 def match_pcsc(transport: Transport, name: str) -> str:
     """The PC/SC reader called ``name``, or the one whose name contains it (unique)."""
     names = [r.name for r in transport.readers()]
@@ -205,7 +214,8 @@ def open_card(name: str | None = None, *, psam: str | None = None, exclusive: bo
             transports.append(vt)
             psam_conn = vt.connect(PSAM_READER.format(n=0))
         elif psam_spec:
-            pt = transport if not isinstance(transport, VirtualTransport) else _pcsc()
+            # A PSAM named by its PC/SC name lives in pcscd, whatever carries the user card.
+            pt = transport if _is_pcsc(transport) else _pcsc()
             if pt is not transport:
                 transports.append(pt)
             psam_conn = pt.connect(match_pcsc(pt, psam_spec), exclusive=exclusive)

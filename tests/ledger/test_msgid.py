@@ -12,7 +12,7 @@ from ledger.client import HostClient, LocalTransport, MsgidSequence, terminal_sl
 from ledger.errors import Unavailable
 from ledger.ids import valid_msgid
 from ledger.service import HostService
-from tests.ledger.helpers import OFFICE, World, balances, count_rows, verify
+from tests.ledger.helpers import OFFICE, PHARMACY2, World, balances, count_rows, verify
 
 
 class FrozenClock:
@@ -72,6 +72,13 @@ def test_clients_of_one_terminal_in_one_process_share_the_sequence(host: HostSer
     ids = [x.new_msgid() for _ in range(150) for x in (a, b, c)]
     assert len(set(ids)) == len(ids)
     assert {m[26:28] for m in ids} == {"05", "06"}
+
+
+def test_fifty_terminals_minting_at_full_speed_never_collide(host: HostService) -> None:
+    clients = [HostClient(LocalTransport(host), fixmedins_code=PHARMACY2,
+                          terminal_id=f"{i:02d}", sign_in=False) for i in range(50)]
+    ids = [c.new_msgid() for _ in range(100) for c in clients]
+    assert len(set(ids)) == len(ids) and all(valid_msgid(m) for m in ids)
 
 
 def test_many_terminals_of_one_institution_at_once(host: HostService) -> None:
