@@ -14,9 +14,26 @@ Commands: GET PROCESSING OPTIONS ``80 A8 00 00 [83 02 country]`` → format 2
 ``77 [82 AIP] [94 AFL]`` and the ATC is incremented and committed (EMV Book 3 §10.1);
 a card not yet activated (spec/card.md, seed rule A4) answers 6985. GENERATE AC
 ``80 AE P1 00 CDOL1-data`` (P1 00 AAC, 40 TC, 80 ARQC; the card answers the type asked) →
-``77 [9F27 CID] [9F36 ATC] [9F26 AC] [9F10 IAD]``; a second GENERATE AC takes CDOL2 data
-(``8A`` ARC ‖ CDOL1 data); issuer authentication is not performed. GET DATA ``80 CA``
-for 9F36 (ATC), 9F13 (last online ATC, 0000), 9F17 (PIN try counter).
+``77 [9F27 CID] [9F36 ATC] [9F26 AC] [9F10 IAD]``. GET DATA ``80 CA`` for 9F36 (ATC),
+9F13 (last online ATC, 0000), 9F17 (PIN try counter).
+
+**Issuer authentication** (EMV Book 2 §8.2, Book 3 §6.5.5 and §10.9): the card takes the
+Issuer Authentication Data in the second GENERATE AC, requested by its CDOL2 (tag ``91``,
+the combined form of the EMV Common Core Definitions, so the whole completion is one
+command; on this card ``00 82`` is the SSSE key authentication of spec/card.md §5, so the
+ARPC does not travel in EXTERNAL AUTHENTICATE). CDOL2 data = ``8A`` ARC (2) ‖ the 29 bytes of CDOL1 data ‖ ``91`` = ARPC (8) ‖
+ARC (2). A second GENERATE AC is only accepted after a first one answered ARQC, and asks
+for TC or AAC (P1 40 / 00; ARQC answers 6A86). The ARPC is ARPC method 1, as the host
+computes it (``ledger/bank.py``): ``ARPC = E(SK, ARQC ⊕ (ARC ‖ 00×6))`` under the session
+key of step 2 below (3DES: single DES; SM4: ``E(SK, X ‖ 00×8)`` folded left ⊕ right). The
+card answers TC only when TC was asked, the ARPC verifies and the ARC says approved
+(``"00"``, ``"10"``, ``"11"``, the same in ``8A`` and in ``91``); otherwise AAC. A wrong
+ARPC sets "issuer authentication performed and failed" in the CVR.
+
+The IAD (9F10) is ``06 DKI(01) CVN(01) 03 CVR(3)`` with the CVR of the Visa/PBOC layout,
+byte 1: b8–7 AC of the second GENERATE AC (00 AAC, 01 TC, 10 not requested), b6–5 AC of
+the first (00 AAC, 01 TC, 10 ARQC), b4 issuer authentication performed and failed, b3
+offline PIN performed; bytes 2–3 are 00.
 
 **Application cryptogram recipe** (what a host re-implements to check an ARQC):
 
@@ -40,6 +57,7 @@ for 9F36 (ATC), 9F13 (last online ATC, 0000), 9F17 (PIN try counter).
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +67,7 @@ from card import crypto
 if TYPE_CHECKING:
     from card.cos import VirtualCard
 
+APP_NAME = "PBOC"
 PSE_NAME = b"1PAY.SYS.DDF01"
 AID = bytes.fromhex("A000000333010101")
 AIP = bytes.fromhex("1C00")
@@ -56,10 +75,15 @@ AFL = bytes.fromhex("1001010018010100")
 PDOL = bytes.fromhex("9F1A02")
 CDOL1 = bytes.fromhex("9F02069F03069F1A0295055F2A029A039C019F3704")
 CDOL1_LEN = 29
-CDOL2 = bytes.fromhex("8A02") + CDOL1
-CDOL2_LEN = 31
-IAD = bytes.fromhex("06010103A00000")
+CDOL2 = bytes.fromhex("8A02") + CDOL1 + bytes.fromhex("910A")
+CDOL2_LEN = 2 + CDOL1_LEN + 10
+IAD_HEAD = bytes.fromhex("06010103")
 CID = {0x00: 0x00, 0x40: 0x40, 0x80: 0x80}
+AAC, TC, ARQC = 0x00, 0x40, 0x80
+ARC_APPROVED = frozenset({b"00", b"10", b"11"})
+CVR_2ND_NOT_REQUESTED = 0x80
+CVR_ISSUER_AUTH_FAILED = 0x08
+CVR_OFFLINE_PIN = 0x04
 
 Answer = tuple[bytes, int]
 
@@ -70,6 +94,20 @@ class PbocState:
 
     gpo_done: bool = False
     acs: int = 0
+    first_cid: int | None = None
+    arqc: bytes = b""
+    issuer_auth_failed: bool = False
+
+
+def cvr(state: PbocState, second_cid: int | None, pin_verified: bool) -> bytes:
+    """The card verification results (module docstring: IAD) after this GENERATE AC."""
+    first = state.first_cid if state.first_cid is not None else AAC
+    b1 = ((CVR_2ND_NOT_REQUESTED if second_cid is None else second_cid) | (first >> 2))
+    if state.issuer_auth_failed:
+        b1 |= CVR_ISSUER_AUTH_FAILED
+    if pin_verified:
+        b1 |= CVR_OFFLINE_PIN
+    return bytes([b1, 0x00, 0x00])
 
 
 def tlv(tag: int, value: bytes) -> bytes:
@@ -118,6 +156,25 @@ def application_cryptogram(master_key: bytes, atc: int, cdol1_data: bytes, alg: 
     return cryptogram(session, cdol1_data + AIP + atc.to_bytes(2, "big"), alg)
 
 
+def arpc(master_key: bytes, atc: int, arqc: bytes, arc: bytes, alg: int) -> bytes:
+    """ARPC method 1 (EMV Book 2 §8.2.1): ``E(SK, ARQC ⊕ (ARC ‖ 00×6))`` under the session
+    key of the transaction's ATC (recipe step 2)."""
+    session = crypto.session_key(master_key, atc.to_bytes(2, "big") + b"\x00" * 6, alg)
+    block = bytes(a ^ b for a, b in zip(arqc, arc + b"\x00" * 6, strict=True))
+    return crypto.auth_data(session, block, alg)
+
+
+def issuer_authentication(card: VirtualCard, key: bytes, issuer_data: bytes) -> bool:
+    """Check the Issuer Authentication Data ``ARPC(8) ‖ ARC(2)`` against the ARQC of this
+    transaction (EMV Book 2 §8.2); a failure is kept in the CVR."""
+    state = card.pboc_state
+    mac, arc = issuer_data[:8], issuer_data[8:10]
+    want = arpc(key, card.image.atc, state.arqc, arc, card.image.algorithm)
+    ok = hmac.compare_digest(want, mac)
+    state.issuer_auth_failed = not ok
+    return ok
+
+
 def generate_ac(card: VirtualCard, cmd: CommandApdu) -> Answer:
     if cmd.cla != 0x80:
         return b"", 0x6E00
@@ -127,22 +184,35 @@ def generate_ac(card: VirtualCard, cmd: CommandApdu) -> Answer:
     state = card.pboc_state
     if not _in_adf(card) or not state.gpo_done or state.acs >= 2:
         return b"", 0x6985
-    if state.acs == 0:
-        if len(cmd.data) != CDOL1_LEN:
-            return b"", 0x6700
-        cdol1 = cmd.data
-    else:
-        if len(cmd.data) != CDOL2_LEN:
-            return b"", 0x6700
-        cdol1 = cmd.data[2:]
+    if state.acs == 1 and state.first_cid != ARQC:
+        return b"", 0x6985  # the first GENERATE AC already ended the transaction
+    if state.acs == 1 and kind == ARQC:
+        return b"", 0x6A86
+    expected = CDOL1_LEN if state.acs == 0 else CDOL2_LEN
+    if len(cmd.data) != expected:
+        return b"", 0x6700
     key = card.image.keys.get("AC")
     if key is None:
         return b"", 0x6A88
-    state.acs += 1
+    alg = card.image.algorithm
     atc = card.image.atc
-    ac = application_cryptogram(key, atc, cdol1, card.image.algorithm)
-    body = (tlv(0x9F27, bytes([CID[kind]])) + tlv(0x9F36, atc.to_bytes(2, "big"))
-            + tlv(0x9F26, ac) + tlv(0x9F10, IAD))
+    second: int | None = None
+    if state.acs == 0:
+        cdol1 = cmd.data
+        cid = CID[kind]
+    else:
+        arc, cdol1 = cmd.data[:2], cmd.data[2:2 + CDOL1_LEN]
+        authentic = issuer_authentication(card, key, cmd.data[2 + CDOL1_LEN:])
+        approved = authentic and arc in ARC_APPROVED and cmd.data[-2:] == arc
+        cid = TC if kind == TC and approved else AAC
+        second = cid
+    state.acs += 1
+    ac = application_cryptogram(key, atc, cdol1, alg)
+    if state.acs == 1:
+        state.first_cid, state.arqc = cid, ac
+    iad = IAD_HEAD + cvr(state, second, card.pin_name(APP_NAME) in card.verified)
+    body = (tlv(0x9F27, bytes([cid])) + tlv(0x9F36, atc.to_bytes(2, "big"))
+            + tlv(0x9F26, ac) + tlv(0x9F10, iad))
     return tlv(0x77, body), 0x9000
 
 

@@ -28,7 +28,16 @@ The PostgreSQL back end is written so the same SQL runs on CockroachDB and Yugab
   including its ``RETRY_WRITE_TOO_OLD``/``RETRY_SERIALIZABLE`` restarts), 40P01 and a
   unique violation from a concurrent insert of the same msgid;
 * statements use only portable SQL (``INSERT … ON CONFLICT … DO NOTHING/UPDATE``,
-  ``COALESCE``, ``CASE``); ``COPY`` is used only by the bulk ``populate``.
+  ``COALESCE``, ``CASE``, scalar subqueries); ``COPY`` is used only by the bulk
+  ``populate``; no server-side function holds business logic (the split stays in Python);
+* round trips: the connection is in autocommit mode and each transaction sends its own
+  ``BEGIN ISOLATION LEVEL SERIALIZABLE`` and ``COMMIT``, pipelined (extended query
+  protocol, prepared statements) with its statements: ``BEGIN``, the msgid claim and the
+  first read share one round trip, the deferred writes the next, ``COMMIT`` the last. A
+  failing statement aborts the rest of its pipeline, the transaction is rolled back and,
+  if the failure is transient, retried. Both engines accept explicit ``BEGIN`` with an
+  isolation level and pipelined extended-protocol messages (this was checked here
+  against PostgreSQL only).
 
 What those engines need beyond that:
 

@@ -49,7 +49,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ledger import errors
 from ledger.errors import HostError, Unavailable
@@ -193,8 +193,8 @@ class MsgidSequence:
             n, self._n = self._n, self._n + 1
             return f"{self.prefix}{self._second:%Y%m%d%H%M%S}{self.slot:02d}{n:02d}"
 
-    _shared: dict[tuple[str, int], MsgidSequence] = {}
-    _shared_lock = threading.Lock()
+    _shared: ClassVar[dict[tuple[str, int], MsgidSequence]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
     def shared(cls, prefix: str, slot: int) -> MsgidSequence:
@@ -585,6 +585,23 @@ class HostClient:
         return self.call("8109", {"data": {"psn_no": psn_no, "amount": yuan(amount_fen),
                                            "target": target, "old_card_no": old_card_no,
                                            "card_no": card_no}})
+
+    def register_card(self, *, card_no: str, card_sn: str, pan: str, bank: str,
+                      card_stas: str, pan_seq: str = "01", generation: str = "3.00",
+                      algorithm: str = "", psn_no: str = "", certno: str = "",
+                      psn_name: str = "", gend: str = "", brdy: str = "", naty: str = "01",
+                      insutype: str = "310", psn_type: str = "11", insuplc_admdvs: str = "",
+                      emp_name: str = "") -> dict[str, Any]:
+        """8110: register a card personalised elsewhere under its own numbers, for the
+        person ``psn_no`` or the person described (certno, psn_name, gend, brdy …; the C4 ID
+        check applies); ``card_stas`` is ``issued`` or ``activated`` (CCB: activated, A3).
+        → ``cardinfo`` as for 8101."""
+        return self.call("8110", {"data": {
+            "psn_no": psn_no, "certno": certno, "psn_name": psn_name, "gend": gend,
+            "brdy": brdy, "naty": naty, "insutype": insutype, "psn_type": psn_type,
+            "insuplc_admdvs": insuplc_admdvs, "emp_name": emp_name, "card_no": card_no,
+            "card_sn": card_sn, "pan": pan, "pan_seq": pan_seq, "bank": bank,
+            "generation": generation, "algorithm": algorithm, "card_stas": card_stas}})
 
     def register_old_card(self, psn_no: str, old_card_no: str,
                           balance_fen: int) -> dict[str, Any]:

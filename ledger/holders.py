@@ -181,6 +181,9 @@ class Payer:
     when read together with the card (``resolve(..., ytd_year=…)``)."""
 
 
+_CARD_PERSON_COLS = ", ".join(f"c.{c.strip()}" for c in CARD_COLS.split(",")) + ", " + \
+    ", ".join(f"p.{c.strip()}" for c in PERSON_COLS.split(","))
+_N_CARD_COLS = len(CARD_COLS.split(","))
 YTD_SQL = ("(SELECT COALESCE(SUM(s.{col}), 0) FROM settlements s WHERE s.psn_no = p.psn_no "
            "AND s.setl_year = ? AND s.insutype = p.insutype AND s.state = 'settled')")
 
@@ -204,9 +207,9 @@ def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no
             raise BadRequest(f"card number {cert_no!r} is not a valid social security card "
                              "number (9 characters with a check character)")
         # one round trip: card, holder and the holder's medical balance
-        cols = ", ".join(f"c.{c.strip()}" for c in CARD_COLS.split(",")) + ", " + \
-            ", ".join(f"p.{c.strip()}" for c in PERSON_COLS.split(","))
-        extra, args = "", [cert_no]
+        cols = _CARD_PERSON_COLS
+        extra = ""
+        args: list[Any] = [cert_no]
         if ytd_year is not None:
             extra = ", " + YTD_SQL.format(col="act_pay_dedc") + ", " + \
                 YTD_SQL.format(col="hifp_pay")
@@ -219,7 +222,7 @@ def resolve(ctx: Ctx, tx: Tx, cert_type: str, cert_no: str, card_sn: str, psn_no
         if ytd_year is not None:
             ytd = (ytd_year, int(row[-2]), int(row[-1]))
             row = row[:-2]
-        nc = len(CARD_COLS.split(","))
+        nc = _N_CARD_COLS
         card = Card(*row[:nc])
         person = Person(*row[nc:-1])
         balance = None if row[-1] is None else int(row[-1])

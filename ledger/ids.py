@@ -20,6 +20,7 @@ _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _CN_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_ALNUM_VALUE = {c: i for i, c in enumerate(_ALNUM)}
 
 
 def id_check_char(body17: str) -> str:
@@ -46,9 +47,12 @@ def card_check_char(body8: str) -> str:
     >>> card_check_char("X0000001")
     '9'
     """
-    if len(body8) != 8 or any(c not in _ALNUM for c in body8):
+    if len(body8) != 8:
         raise ValueError("a card number body is 8 digits or capital letters")
-    total = sum(_ALNUM.index(c) * w for c, w in zip(body8, _CN_WEIGHTS, strict=True))
+    try:
+        total = sum(_ALNUM_VALUE[c] * w for c, w in zip(body8, _CN_WEIGHTS, strict=True))
+    except KeyError:
+        raise ValueError("a card number body is 8 digits or capital letters") from None
     r = 11 - total % 11
     return "X" if r == 10 else "0" if r == 11 else str(r)
 

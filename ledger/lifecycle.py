@@ -13,6 +13,7 @@ code  operation                                    where
 8107  change holder data (信息变更, A5/C7)            the office
 8108  balance enquiry (余额查询, U5)                  any (see ledger.queries)
 8109  credit an account (个人账户划入 / 存款)          office (medical, old card) / bank
+8110  register a personalised card (制卡登记, C4)     office or the issuing bank's counter
 8201  migrate old medical cards, one batch (M2)     the office
 8202  open / close the old-card transition (M2)     the office
 8203  register an old medical card and its balance  the office
@@ -38,7 +39,15 @@ from ledger.holders import (
     live_card,
     temp_loss_lapses,
 )
-from ledger.ids import make_card_no, make_card_sn, make_pan, valid_id_number
+from ledger.ids import (
+    card_sn_authentic,
+    make_card_no,
+    make_card_sn,
+    make_pan,
+    valid_card_no,
+    valid_id_number,
+    valid_pan,
+)
 from ledger.money import yuan
 from ledger.registry import Ctx, op
 from ledger.schemas import (
@@ -50,6 +59,7 @@ from ledger.schemas import (
     In8106,
     In8107,
     In8109,
+    In8110,
     In8201,
     In8202,
     In8203,
@@ -126,44 +136,61 @@ def _card_out(ctx: Ctx, card: Card) -> dict[str, Any]:
     return out
 
 
-@op("8101", "issue a card (发卡)", In8101)
-def issue(ctx: Ctx, tx: Tx, data: In8101) -> dict[str, Any]:
-    """Real-name issuance (C4): the ID check must pass or no card is issued."""
-    _require_kind(ctx, "office", "bank")
-    d = data.data
-    certno = d.certno.upper()
+def _id_check(ctx: Ctx, certno: str, name: str, brdy: str) -> None:
+    """Rule C4: the ID number is well formed, agrees with the birth date and passes the
+    national ID check with the name; otherwise no card is issued or registered."""
     if not valid_id_number(certno):
-        raise BadRequest(f"input.data.certno {d.certno} fails its GB 11643 check character")
-    if certno[6:14] != d.brdy.replace("-", ""):
-        raise BadRequest(f"input.data.brdy {d.brdy} is not the birth date in the ID number")
-    reason = ctx.service.verifier.check(certno, d.psn_name)
+        raise BadRequest(f"input.data.certno {certno} fails its GB 11643 check character")
+    if certno[6:14] != brdy.replace("-", ""):
+        raise BadRequest(f"input.data.brdy {brdy} is not the birth date in the ID number")
+    reason = ctx.service.verifier.check(certno.upper(), name)
     if reason is not None:
         raise Refused(f"ID check failed: {reason}; no card is issued (rule C4)",
                       code="id_check")
-    policy = ctx.service.policy(d.insuplc_admdvs)
-    if d.bank not in policy.banks:
-        raise Refused(f"{BANK_NAMES.get(d.bank, d.bank)} does not issue cards in area "
-                      f"{d.insuplc_admdvs}", code="bank")
+
+
+def _person_for_card(ctx: Ctx, tx: Tx, d: Any) -> str:
+    """The ``psn_no`` of the person of an 8101/8110 request (created when new), who must
+    not hold a live card already."""
+    certno = d.certno.upper()
     row = tx.one("SELECT psn_no FROM persons WHERE certno = ?", (certno,))
     if row is None:
-        psn_no = d.insuplc_admdvs + certno
+        psn_no = str(d.insuplc_admdvs + certno)
         tx.execute("INSERT INTO persons (psn_no, certno, psn_name, gend, naty, brdy, insutype, "
                    "psn_type, psn_insu_stas, insuplc_admdvs, emp_name, created_at) VALUES "
                    "(?, ?, ?, ?, ?, ?, ?, ?, '1', ?, ?, ?)",
                    (psn_no, certno, d.psn_name, d.gend, d.naty, d.brdy, d.insutype,
                     d.psn_type, d.insuplc_admdvs, d.emp_name, ctx.iso))
         books.open_account(tx, books.medical(psn_no), psn_no)
-    else:
-        psn_no = str(row[0])
-        person = get_person(tx, psn_no)
-        if person.psn_name != d.psn_name:
-            raise Refused(f"ID number {certno} is registered to another name at this host: "
-                          "correct the holder data (8107) first", code="id_check")
-        held = live_card(tx, psn_no)
-        if held is not None:
-            raise Refused(f"person {psn_no} already holds card {held.card_no} "
-                          f"({held.state}): use a replacement (8105), not a new issue",
-                          code="already_issued")
+        return psn_no
+    psn_no = str(row[0])
+    person = get_person(tx, psn_no)
+    if person.psn_name != d.psn_name:
+        raise Refused(f"ID number {certno} is registered to another name at this host: "
+                      "correct the holder data (8107) first", code="id_check")
+    _no_live_card(tx, psn_no)
+    return psn_no
+
+
+def _no_live_card(tx: Tx, psn_no: str) -> None:
+    held = live_card(tx, psn_no)
+    if held is not None:
+        raise Refused(f"person {psn_no} already holds card {held.card_no} "
+                      f"({held.state}): use a replacement (8105), not a new issue",
+                      code="already_issued")
+
+
+@op("8101", "issue a card (发卡)", In8101)
+def issue(ctx: Ctx, tx: Tx, data: In8101) -> dict[str, Any]:
+    """Real-name issuance (C4): the ID check must pass or no card is issued."""
+    _require_kind(ctx, "office", "bank")
+    d = data.data
+    _id_check(ctx, d.certno, d.psn_name, d.brdy)
+    policy = ctx.service.policy(d.insuplc_admdvs)
+    if d.bank not in policy.banks:
+        raise Refused(f"{BANK_NAMES.get(d.bank, d.bank)} does not issue cards in area "
+                      f"{d.insuplc_admdvs}", code="bank")
+    psn_no = _person_for_card(ctx, tx, d)
     alg = 3 if d.generation == "3.00" else 1
     card = _mint_card(ctx, tx, psn_no=psn_no, area=d.insuplc_admdvs, bank_code=d.bank,
                       generation=d.generation, alg=alg, replaces="")
@@ -378,6 +405,79 @@ def credit(ctx: Ctx, tx: Tx, data: In8109) -> dict[str, Any]:
         postings=[(src, -d.amount), (dst, d.amount)]))
     return {"psn_no": p.psn_no, "target": d.target, "amount": yuan(d.amount),
             "balc": yuan(books.balance(tx, dst))}
+
+
+@op("8110", "register a personalised card (制卡登记)", In8110)
+def register_card(ctx: Ctx, tx: Tx, data: In8110) -> dict[str, Any]:
+    """A card personalised elsewhere (a card bureau, a prepared card image) enters the host
+    under its own numbers: card number (spec/card.md §4, check character), card
+    identification code (its authentication part must match), PAN (Luhn; a bank issues
+    under several BINs, so the policy's BIN is not required).
+
+    The holder is ``psn_no`` of a known person or the person's data, and the ID check of
+    rule C4 applies as for 8101. The state is the card's: ``activated`` or ``issued``; CCB
+    cards arrive activated (rule A3), the other banks' cards are registered ``issued``
+    until activated at their counter (8102) unless that already happened (A4). A card
+    number, identification code or PAN the host already knows is refused.
+    """
+    d = data.data
+    _require_kind(ctx, "office", "bank", bank=d.bank)
+    if not valid_card_no(d.card_no):
+        raise BadRequest(f"input.data.card_no {d.card_no} has a wrong check character "
+                         "(spec/card.md §4)")
+    if not card_sn_authentic(d.card_sn):
+        raise BadRequest(f"input.data.card_sn {d.card_sn} is not a card identification code "
+                         "of this scheme (area ‖ D156000005 ‖ serial ‖ authentication code)")
+    if not valid_pan(d.pan):
+        raise BadRequest(f"input.data.pan {d.pan} fails its Luhn check digit")
+    area = d.card_sn[:6]
+    bank = ctx.service.policy(area).banks.get(d.bank)
+    if bank is None:
+        raise Refused(f"{BANK_NAMES.get(d.bank, d.bank)} does not issue cards in area {area}",
+                      code="bank")
+    if bank.activation == "delivered" and d.card_stas != "activated":
+        raise Refused(f"{BANK_NAMES.get(d.bank, d.bank)} cards arrive activated (rule A3): "
+                      "register the card as activated", code="card_state")
+    for col, value, what in (("card_no", d.card_no, "card number"),
+                             ("card_sn", d.card_sn, "card identification code"),
+                             ("pan", d.pan, "PAN")):
+        row = tx.one(f"SELECT card_no FROM cards WHERE {col} = ?", (value,))
+        if row is not None:
+            raise Refused(f"{what} {value} is already registered at this host (card "
+                          f"{row[0]}): a card is registered once", code="duplicate")
+    if d.psn_no:
+        person = get_person(tx, d.psn_no)
+        if d.certno and d.certno.upper() != person.certno:
+            raise Refused(f"ID number {d.certno} is not that of person {d.psn_no}",
+                          code="id_check")
+        if d.psn_name and d.psn_name != person.psn_name:
+            raise Refused(f"person {d.psn_no} is registered under another name: correct the "
+                          "holder data (8107) first", code="id_check")
+        _id_check(ctx, person.certno, person.psn_name, person.brdy)
+        _no_live_card(tx, person.psn_no)
+        psn_no = person.psn_no
+    else:
+        missing = [f for f in ("certno", "psn_name", "gend", "brdy") if not getattr(d, f)]
+        if missing:
+            raise BadRequest(f"input.data needs psn_no or the person's {', '.join(missing)}")
+        _id_check(ctx, d.certno, d.psn_name, d.brdy)
+        if not d.insuplc_admdvs:
+            d = d.model_copy(update={"insuplc_admdvs": area})
+        ctx.service.policy(d.insuplc_admdvs)
+        psn_no = _person_for_card(ctx, tx, d)
+    alg = {"SM4": 3, "3DES": 1}.get(d.algorithm, 3 if d.generation == "3.00" else 1)
+    act = ctx.iso if d.card_stas == "activated" else ""
+    tx.execute("INSERT INTO cards (card_no, card_sn, psn_no, pan, pan_seq, bank, state, "
+               "generation, alg, issued_at, state_at, atc_last, activated_at, replaces) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, '')",
+               (d.card_no, d.card_sn, psn_no, d.pan, int(d.pan_seq), d.bank, d.card_stas,
+                d.generation, alg, ctx.iso, ctx.iso, act))
+    books.open_account(tx, books.bank(d.pan), d.card_no)
+    _event(ctx, tx, d.card_no, "register", bank=d.bank, state=d.card_stas,
+           at=ctx.fixmedins_code)
+    out = _card_out(ctx, get_card(tx, d.card_no))
+    out["initial_pin_envelope"] = False   # the PIN was set where the card was personalised
+    return {"cardinfo": out}
 
 
 @op("8203", "register an old medical card (旧医保卡登记)", In8203)

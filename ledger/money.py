@@ -57,9 +57,10 @@ def parse_yuan(value: object, field: str = "amount") -> int:
 
 def yuan(fen: int) -> str:
     """Format integer fen as yuan with exactly two decimals (``-5`` → ``"-0.05"``)."""
-    sign = "-" if fen < 0 else ""
-    q, r = divmod(abs(fen), 100)
-    return f"{sign}{q}.{r:02d}"
+    if fen >= 0:
+        return f"{fen // 100}.{fen % 100:02d}"
+    fen = -fen
+    return f"-{fen // 100}.{fen % 100:02d}"
 
 
 def apply_bp(amount: int, bp: int) -> int:

@@ -40,7 +40,7 @@ class Ctx:
 
     @cached_property
     def day(self) -> str:
-        return self.now.strftime("%Y-%m-%d")
+        return self.ts[:10]
 
     @cached_property
     def ts(self) -> str:

@@ -448,6 +448,34 @@ class In8109(Strict):
     data: Data8109
 
 
+class Data8110(Strict):
+    """A card personalised elsewhere (a card bureau, a fixture image) and its holder: either
+    ``psn_no`` of a person the host knows, or the person's data as for 8101."""
+
+    psn_no: str = ""
+    certno: Annotated[str, StringConstraints(pattern=r"^(\d{17}[\dXx])?$")] = ""
+    psn_name: str = ""
+    gend: Literal["", "1", "2"] = ""
+    naty: str = "01"
+    brdy: Annotated[str, StringConstraints(pattern=r"^(\d{4}-\d\d-\d\d)?$")] = ""
+    insutype: Annotated[str, StringConstraints(pattern=r"^\d{3}$")] = "310"
+    psn_type: str = "11"
+    insuplc_admdvs: Annotated[str, StringConstraints(pattern=r"^(\d{6})?$")] = ""
+    emp_name: str = ""
+    card_no: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{8}[0-9X]$")]
+    card_sn: Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
+    pan: Annotated[str, StringConstraints(pattern=r"^\d{16,19}$")]
+    pan_seq: Annotated[str, StringConstraints(pattern=r"^\d{2}$")] = "01"
+    bank: Bank
+    generation: Literal["2.00", "3.00"] = "3.00"
+    algorithm: Literal["", "SM4", "3DES"] = ""
+    card_stas: Literal["issued", "activated"]
+
+
+class In8110(Strict):
+    data: Data8110
+
+
 class Data8201(Strict):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1000
 
@@ -482,6 +510,7 @@ INPUT_MODELS: dict[str, type[BaseModel]] = {
     "2601": In2601, "3201": In3201, "3202": In3202, "5206": In5206,
     "8101": In8101, "8102": In8102, "8103": In8103, "8104": In8104, "8105": In8105,
     "8106": In8106, "8107": In8107, "8108": In8108, "8109": In8109,
+    "8110": In8110,
     "8201": In8201, "8202": In8202, "8203": In8203,
 }
 

@@ -81,6 +81,7 @@ class HostService:
         self.require_sign_in = require_sign_in
         self._policies: dict[str, Policy] | None = None
         self._institutions: dict[str, dict[str, Any]] | None = None
+        self._pooled: dict[str, bool] = {}
 
     @classmethod
     def open(cls, url: str, **kw: Any) -> HostService:
@@ -105,8 +106,18 @@ class HostService:
         """(Re)read the policies and institutions that ``sscard host init`` stored."""
         self._policies = None
         self._institutions = None
+        self._pooled = {}
         _ = self.policies
         self._load_institutions()
+
+    def pooled_somewhere(self, med_type: str) -> bool:
+        """Whether some area's policy gives visit type ``med_type`` a pooled-fund share."""
+        pooled = self._pooled.get(med_type)
+        if pooled is None:
+            pooled = any(v.pooling for pol in self.policies.values()
+                         if (v := pol.visits.get(med_type)) is not None)
+            self._pooled[med_type] = pooled
+        return pooled
 
     def policy(self, admdvs: str) -> Policy:
         try:
@@ -194,15 +205,21 @@ class HostService:
                 claim = ("INSERT INTO requests (msgid, infno, digest, status, fixmedins_code, "
                          "created_at) SELECT ?, ?, ?, 'done', ?, ?")
                 args: tuple[Any, ...] = (env.msgid, env.infno, fp, env.fixmedins_code,
-                                         now.isoformat())
+                                         ctx.iso)
                 if need_sign:
                     claim += (" WHERE EXISTS (SELECT 1 FROM signins WHERE sign_no = ? AND "
                               "fixmedins_code = ? AND signed_out_at = '' AND "
                               "(? = '' OR paasid = ?))")
                     args += (env.sign_no, env.fixmedins_code, paasid or "", paasid or "")
                 tx.claim(claim, args, missing)
-                output = op.fn(ctx, tx, data)
-                answer = self._ok(env.msgid, env.inf_time, now, output)
+                try:
+                    output = op.fn(ctx, tx, data)
+                except HostError:
+                    # a refusal raised before the claim went out: the duplicate or the
+                    # sign-in is still answered first, as if the claim had run first
+                    tx.settle_claim()
+                    raise
+                answer = self._ok(env.msgid, env.inf_time, now, output, ts=ctx.ts)
                 tx.defer("INSERT INTO answers (msgid, response) VALUES (?, ?)",
                          (env.msgid,
                           json.dumps(answer, ensure_ascii=False, separators=(",", ":"))))
@@ -270,10 +287,10 @@ class HostService:
         return answer
 
     @staticmethod
-    def _ok(msgid: str, inf_time: str, now: datetime,
-            output: dict[str, Any]) -> dict[str, Any]:
+    def _ok(msgid: str, inf_time: str, now: datetime, output: dict[str, Any], *,
+            ts: str | None = None) -> dict[str, Any]:
         return {"infcode": 0, "inf_refmsgid": msgid, "refmsg_time": inf_time,
-                "respond_time": now.strftime("%Y-%m-%d %H:%M:%S"), "err_msg": "",
+                "respond_time": ts or now.strftime("%Y-%m-%d %H:%M:%S"), "err_msg": "",
                 "err_code": "", "warn_msg": "", "output": output}
 
     @staticmethod

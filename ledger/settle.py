@@ -95,9 +95,7 @@ def year_to_date(tx: Tx, psn_no: str, year: int, insutype: str) -> tuple[int, in
 def _ytd_year(ctx: Ctx, med_type: str) -> int | None:
     """The year whose totals to read with the card: only where some area pools the visit
     type (otherwise the split needs no year-to-date figures)."""
-    pooled = any(v.pooling for pol in ctx.service.policies.values()
-                 if (v := pol.visits.get(med_type)) is not None)
-    return ctx.now.year if pooled else None
+    return ctx.now.year if ctx.service.pooled_somewhere(med_type) else None
 
 
 def compute(ctx: Ctx, tx: Tx, payer: Payer, med_type: str, insutype: str,

@@ -72,6 +72,9 @@ class Tx(ABC):
         if n is None:
             missing(self)
 
+    def settle_claim(self) -> None:  # noqa: B027 - a no-op where the claim ran at once
+        """Send a claim still waiting for the next statement, raising what it raises."""
+
     def defer(self, sql: str, params: Sequence[Any] = (),
               check: Callable[[Tx], None] | None = None) -> None:
         """Run a write at the latest before the next read or at commit. Back ends may batch

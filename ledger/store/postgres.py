@@ -54,8 +54,10 @@ class PostgresTx(Tx):
     """A transaction on an autocommit connection whose ``BEGIN``/``COMMIT`` it sends itself,
     so they travel in the same pipeline (psycopg pipeline mode) as the statements around
     them. Deferred writes, the msgid claim and ``BEGIN`` go out together with the next
-    statement that needs an answer, or with ``COMMIT``: a settlement costs three round trips
-    (claim + first read, the reads that depend on it, writes + commit)."""
+    statement that needs an answer, or with ``COMMIT``. A pharmacy settlement (2102) costs
+    three round trips: ``BEGIN`` + msgid claim + card/holder/balance read; the guarded
+    balance update + journal, settlement and answer inserts; ``COMMIT`` (sent apart because
+    the guarded update's row count must be checked before committing)."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
@@ -77,6 +79,8 @@ class PostgresTx(Tx):
         check is verified before ``COMMIT`` is sent (a separate round trip then)."""
         batch, self.deferred = self.deferred, []
         claim_at, self._claim_at = self._claim_at, None
+        if commit and sql is None and len(batch) == 1 and batch[0][0] is _BEGIN:
+            return None         # the transaction sent nothing: nothing to begin or commit
         if not batch:
             if sql is not None:
                 return self.conn.execute(sql, params, prepare=True)
@@ -96,7 +100,8 @@ class PostgresTx(Tx):
                 if commit and not checked:
                     conn.execute("COMMIT")
         except pgerr.UniqueViolation:
-            if claim_at is not None and curs[claim_at].pgresult is None:
+            if claim_at is not None and (claim_at >= len(curs)
+                                         or curs[claim_at].pgresult is None):
                 raise Claimed() from None   # the claim itself failed: the msgid is taken
             raise
         if checked:
@@ -109,6 +114,14 @@ class PostgresTx(Tx):
 
     def flush(self) -> None:
         self._send()
+
+    def settle_claim(self) -> None:
+        if self._claim_at is None:
+            return
+        upto = self._claim_at + 1
+        self.deferred, rest = self.deferred[:upto], self.deferred[upto:]
+        self._send()
+        self.deferred = rest
 
     def commit(self) -> None:
         self._send(commit=True)

@@ -13,13 +13,12 @@ import contextlib
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from terminal.cli import CliError
-from terminal.core.ports import CatalogueItem
 
 MODES = ("pharmacy", "hospital", "counter", "workbench")
 VIRTUAL = "virtual"
@@ -35,7 +34,7 @@ INSTITUTIONS = {
 }
 
 NOT_ENROLLED = "fixture-cards-not-enrolled"
-NOT_ENROLLED_TEXT = ("the embedded host could not issue the fixture cards (a fixture card "
+NOT_ENROLLED_TEXT = ("the embedded host could not register the fixture cards (a card "
                      "image is unreadable): the host will refuse them at the person lookup; "
                      "delete the data directory to start afresh, or use --host")
 
@@ -147,8 +146,8 @@ def embedded_host(root: Path) -> str:
     url = f"sqlite:///{path}"
     fresh = not path.exists()
     if fresh:
-        print(f"sscard: first run: creating the embedded host in {root} and issuing the "
-              "fixture cards…", file=sys.stderr, flush=True)
+        print(f"sscard: first run: creating the embedded host in {root} and registering "
+              "the fixture cards…", file=sys.stderr, flush=True)
     try:
         store = open_store(url)
         try:
@@ -177,16 +176,6 @@ OPENING_DEPOSIT = 100000
 """Opening bank-account deposit of each fixture card (fen)."""
 
 
-def fixture_cast() -> list[dict[str, Any]]:
-    """The cast of ``fixtures/cards/make_fixtures.py`` (holders, banks, PINs, states): the one
-    place the fixture cards are defined."""
-    import runpy
-
-    script = FIXTURE_CARDS / "make_fixtures.py"
-    cast = runpy.run_path(str(script), run_name="sscard_fixture_cast").get("CAST", [])
-    return [dict(c) for c in cast]
-
-
 class _ImageRegistry:
     """The national ID check (seed rule C4) answered from the fixture cards' holders."""
 
@@ -199,72 +188,53 @@ class _ImageRegistry:
 
 
 def register_fixture_holders(store: Any, cards: Path) -> bool:
-    """Issue the fixture holders at the new embedded host and personalise their cards.
+    """Register the fixture cards' working copies at the new embedded host.
 
-    Real issuance, in the order a bureau follows: the office issues each holder's card at
-    the host (8101, the ID check answered by the fixture cast), the card image is written
-    with the numbers the host assigned (``card.issue.issue``; the holder, bank, generation,
-    algorithm, PIN and PIN state of ``fixtures/cards/make_fixtures.py``), activated cards
-    get their PIN changed on the card and are activated at their bank's counter (8102),
-    and the accounts receive an opening balance and deposit (8109). The working copies in
-    ``cards`` are replaced; the repository's fixtures are not touched.
+    The cards were personalised by the card side (``fixtures/cards/make_fixtures.py``), so
+    the office registers each card under its own numbers — card number, card
+    identification code, PAN — for its holder (8110, the C4 ID check answered by the card
+    images), in the state the image records (CCB cards arrive activated, A3; the others
+    are activated when their image says the PIN was changed at the bank, A4), and the
+    accounts receive an opening balance and deposit (8109). No card image is written.
 
-    Returns False (and changes nothing) when a fixture image cannot be read.
+    Returns False (and registers nothing) when a card image in ``cards`` cannot be read.
     """
-    from apdu import commands
-    from card.cos import VirtualCard
     from card.errors import CardError
-    from card.image import atomic_write, dumps, load_card_image
-    from card.issue import Holder, issue
+    from card.image import load_card_image
     from ledger.client import HostClient, LocalTransport
     from ledger.service import HostService
 
     plan = []
-    for c in fixture_cast():
-        path = cards / f"{c['file']}.json"
+    for path in sorted(cards.glob("*.json")):
+        if path.stem.startswith("psam"):
+            continue
         try:
             image = load_card_image(path)
         except (CardError, OSError):
             return False
-        plan.append((c, path, dict(image.identity)))
+        plan.append((dict(image.identity), image.activated))
     service = HostService(store, verifier=_ImageRegistry(
-        {str(ident["ssn"]).upper(): str(ident["name"]) for _, _, ident in plan}))
+        {str(ident["ssn"]).upper(): str(ident["name"]) for ident, _ in plan}))
     office = HostClient(LocalTransport(service), fixmedins_code=OFFICE)
     banks: dict[str, Any] = {}
     try:
-        for c, path, ident in plan:
+        for ident, activated in plan:
             birth = str(ident["birth_date"])
-            info = office.issue_card(
+            info = office.register_card(
                 certno=str(ident["ssn"]), psn_name=str(ident["name"]), gend=str(ident["sex"]),
                 brdy=f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", bank=str(ident["bank"]),
                 naty=str(ident.get("ethnicity") or "01"),
-                generation=str(ident["generation"]))["cardinfo"]
-            holder = Holder(str(ident["name"]), str(ident["ssn"]),
-                            category=str(c.get("category", "3")),
-                            ethnicity=str(c.get("ethnicity", "01")))
-            issued = issue(holder, bank=str(ident["bank"]), area=str(info["area_code"]),
-                           generation=str(ident["generation"]), algorithm=str(c["alg"]),
-                           pin=str(c["pin"]), locked=bool(c.get("locked", False)),
-                           pin_policy=str(c.get("policy", "shared")),
-                           pin_max_tries=int(str(c.get("tries", 3))),
-                           card_number=str(info["card_no"]), card_id_code=str(info["card_sn"]),
-                           pan=str(info["pan"]), pan_seq=int(str(info.get("pan_seq") or 1)))
-            atomic_write(path, dumps(issued.doc))
+                insuplc_admdvs=str(ident["area_code"]), card_no=str(ident["card_number"]),
+                card_sn=str(ident["card_id_code"]), pan=str(ident["pan"]),
+                pan_seq=f"{int(str(ident.get('psn') or 1)):02d}",
+                generation=str(ident["generation"]), algorithm=str(ident["algorithm"]),
+                card_stas="activated" if activated else "issued")["cardinfo"]
             bank_code = BANK_COUNTERS[str(ident["bank"])]
             if bank_code not in banks:
                 banks[bank_code] = HostClient(LocalTransport(service), fixmedins_code=bank_code)
-            counter = banks[bank_code]
-            if "change_to" in c:  # activated the real way: CHANGE PIN on the card (A4)
-                card = VirtualCard.from_image(path)
-                card.transmit(commands.select_ssse().to_bytes())
-                answer = card.transmit(commands.change_pin(str(c["pin"]),
-                                                           str(c["change_to"])).to_bytes())
-                if answer[-2:] != b"\x90\x00":
-                    return False
-                counter.activate(str(info["card_no"]), str(ident["ssn"]), pin_changed=True)
             office.credit(str(info["psn_no"]), OPENING_BALANCE)
-            counter.credit(str(info["psn_no"]), OPENING_DEPOSIT, "bank",
-                           card_no=str(info["card_no"]))
+            banks[bank_code].credit(str(info["psn_no"]), OPENING_DEPOSIT, "bank",
+                                    card_no=str(info["card_no"]))
     finally:
         for client in (office, *banks.values()):
             client.close()
@@ -404,7 +374,7 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
             host_at=host_at,
             counters=COUNTERS if mode == "counter" else (),
             issuer=ImageCardIssuer([cards], out_dir=cards) if drawer is not None else None,
-            catalogue=ShelfCatalogue.load(AREA),
+            catalogue=load_catalogue(AREA),
             config=TerminalConfig(institution_code=code, institution_name=name,
                                   area_code=AREA),
             workbench=workbench,
@@ -433,47 +403,14 @@ def describe_host(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
-class ShelfItem(CatalogueItem):
-    """A catalogue item with its insurance class (甲/乙/丙) and pinyin initials."""
+def load_catalogue(area: str) -> Any:
+    """The area catalogue the cart searches (:class:`terminal.core.adapters.PolicyCatalogue`:
+    code, name, pinyin initials, class 甲/乙/丙, eligibility)."""
+    from ledger.errors import HostError
+    from terminal.core.adapters import PolicyCatalogue
 
-    cls: str = ""
-    py: str = ""
-
-    @property
-    def eligible(self) -> bool:
-        """Classes 甲 and 乙 are in the insurance catalogue; 丙 is fully self-paid."""
-        return self.cls in ("甲", "乙")
-
-
-class ShelfCatalogue:
-    """The area catalogue with the search the cart needs (code, name, pinyin initials);
-    the search is the policy's own (``ledger.policy.Policy.search``)."""
-
-    def __init__(self, policy: Any) -> None:
-        self.policy = policy
-        self.items = {
-            code: ShelfItem(code, it.name, it.price, it.unit, it.spec, cls=it.cls, py=it.py)
-            for code, it in policy.items.items()
-        }
-
-    @classmethod
-    def load(cls, area: str) -> ShelfCatalogue:
-        from ledger.errors import HostError
-        from ledger.policy import load_policy
-
-        try:
-            return cls(load_policy(POLICY_DIR / f"{area}.toml"))
-        except HostError as exc:
-            raise CliError(f"cannot load the catalogue of area {area}: {exc}") from exc
-
-    def lookup(self, code: str) -> Any:
-        from terminal.core.ports import UnknownItem
-
-        try:
-            return self.items[code]
-        except KeyError:
-            raise UnknownItem(code) from None
-
-    def search(self, text: str, limit: int = 8) -> Sequence[Any]:
-        return [self.items[i.code] for i in self.policy.search(text)[:limit]]
+    try:
+        return PolicyCatalogue.load(area, POLICY_DIR)
+    except HostError as exc:
+        raise CliError(f"cannot load the catalogue of area {area}: {exc}; check "
+                       f"{POLICY_DIR / (area + '.toml')}") from exc

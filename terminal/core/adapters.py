@@ -7,7 +7,8 @@
   (:class:`~terminal.core.ports.HostTimeout` with ``reversed=True``) or left pending in the
   client, which the core then flushes through :meth:`LedgerHost.reverse`.
 - :class:`PolicyCatalogue` — :class:`~terminal.core.ports.CataloguePort` from the area's
-  policy file (the catalogue the host prices with).
+  policy file (the catalogue the host prices with), its items (:class:`PolicyItem`) with
+  their class 甲/乙/丙 and pinyin initials, and the cart's search (code, name, initials).
 - :class:`ReaderCard` — :class:`~terminal.core.ports.CardPort` over the reader driver
   façade (:mod:`reader.facade`) on a reader connection; see its docstring.
 - :class:`ImageCardIssuer` — :class:`~terminal.core.ports.CardIssuerPort` writing the new
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -116,22 +118,40 @@ def _reversible(infno: str) -> bool:
     return infno in REVERSIBLE
 
 
+@dataclass(frozen=True)
+class PolicyItem(CatalogueItem):
+    """A catalogue item with its insurance class (甲/乙/丙) and pinyin initials."""
+
+    cls: str = ""
+    py: str = ""
+
+    @property
+    def eligible(self) -> bool:
+        """Whether the insurance pays for it at all: classes 甲 and 乙 (丙 is self-paid)."""
+        return self.cls in ("甲", "乙")
+
+
 class PolicyCatalogue:
-    """The catalogue of an area policy (``fixtures/policies/<area>.toml``)."""
+    """The catalogue of an area policy (``fixtures/policies/<area>.toml``), with the cart's
+    search (:meth:`search`)."""
 
     def __init__(self, items: Mapping[str, CatalogueItem],
                  pinyin: Mapping[str, str] | None = None) -> None:
         self.items = dict(items)
-        self._py = dict(pinyin or {})
+        py = dict(pinyin or {})
+        self._py = {c: (py.get(c) or str(getattr(i, "py", "") or "")).upper()
+                    for c, i in self.items.items()}
 
     @classmethod
     def load(cls, area: str = "370800", policy_dir: str | Path | None = None) -> PolicyCatalogue:
+        """The catalogue of ``area``; a missing or broken policy raises
+        ``ledger.errors.PolicyError`` saying which file and why."""
         from ledger.policy import load_policy
 
         policy = load_policy(Path(policy_dir or POLICY_DIR) / f"{area}.toml")
-        return cls({code: CatalogueItem(code, it.name, it.price, it.unit, it.spec)
-                    for code, it in policy.items.items()},
-                   {code: it.py for code, it in policy.items.items()})
+        return cls({code: PolicyItem(code, it.name, it.price, it.unit, it.spec, cls=it.cls,
+                                     py=it.py.upper())
+                    for code, it in policy.items.items()})
 
     def lookup(self, code: str) -> CatalogueItem:
         try:
@@ -139,15 +159,50 @@ class PolicyCatalogue:
         except KeyError:
             raise UnknownItem(code) from None
 
-    def search(self, text: str, limit: int = 20) -> list[CatalogueItem]:
-        """Items whose code starts with ``text``, whose pinyin initials start with it, or
-        whose name contains it (the clerk's cart search)."""
-        t = text.strip().upper()
-        if not t:
+    def search(self, text: str, limit: int = 20, *, classes: Iterable[str] | None = None,
+               eligible: bool | None = None) -> list[CatalogueItem]:
+        """The clerk's cart search: items whose code or pinyin initials start with ``text``
+        or whose name contains it (any case, surrounding blanks ignored), best first — the
+        exact code or initials, then code, initials and name prefixes, then the name
+        fragments, each in catalogue order — at most ``limit``.
+
+        ``classes`` keeps only the items of those classes (甲/乙/丙); ``eligible`` True
+        keeps the items the insurance pays for (甲, 乙), False the self-paid ones (丙).
+
+        >>> cat = PolicyCatalogue({"X1": PolicyItem("X1", "阿莫西林胶囊", 1250, cls="甲",
+        ...                                           py="AMXLJN")})
+        >>> [i.name for i in cat.search("amxl")], cat.search("丙")
+        (['阿莫西林胶囊'], [])
+        """
+        t = text.strip()
+        if not t or limit <= 0:
             return []
-        out = [i for c, i in self.items.items()
-               if c.startswith(t) or self._py.get(c, "").startswith(t) or text.strip() in i.name]
-        return out[:limit]
+        up, low = t.upper(), t.casefold()
+        wanted = None if classes is None else frozenset(classes)
+        ranked: list[tuple[int, int, CatalogueItem]] = []
+        for n, (code, item) in enumerate(self.items.items()):
+            cls = str(getattr(item, "cls", "") or "")
+            if wanted is not None and cls not in wanted:
+                continue
+            if eligible is not None and (cls in ("甲", "乙")) is not eligible:
+                continue
+            py = self._py.get(code, "")
+            name = item.name.casefold()
+            if code.upper() == up or py == up:
+                rank = 0
+            elif code.upper().startswith(up):
+                rank = 1
+            elif py.startswith(up):
+                rank = 2
+            elif name.startswith(low):
+                rank = 3
+            elif low in name:
+                rank = 4
+            else:
+                continue
+            ranked.append((rank, n, item))
+        ranked.sort(key=lambda r: (r[0], r[1]))
+        return [item for _, _, item in ranked[:limit]]
 
 
 class Timed:

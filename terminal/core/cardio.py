@@ -8,8 +8,16 @@ computes the MACs and checks the purse MAC2 (the sequences of ``card/psam.py``).
 - card basics, holder identity and photo, PIN query/verify/change, PIN reload and unblock,
   the DF04 EF08 log: the driver façade :class:`reader.facade.CardDriver` (spec/card.md §5,
   §7, §10), its errors mapped to the port's;
-- bank: SELECT the UnionPay debit ADF, GET PROCESSING OPTIONS, READ RECORD (PAN 5A, PSN
-  5F34), GENERATE AC (ARQC) over the CDOL1 data (spec/card.md §11);
+- bank: SELECT the UnionPay debit ADF, VERIFY (query) for the cardholder verification,
+  GET PROCESSING OPTIONS, READ RECORD (PAN 5A, PSN 5F34), GENERATE AC (ARQC) over the CDOL1
+  data (spec/card.md §11); after the host approved, the second GENERATE AC (TC asked)
+  carries the host's ARPC for issuer authentication (EMV Book 3 §6.5.5, §10.9; CDOL2 of
+  ``card/pboc.py``: ARC ‖ CDOL1 data ‖ ``91`` ARPC ‖ ARC) and the card answers TC or AAC;
+- bank PIN (spec/card.md §1, §11): a shared-PIN card's bank application counts the SSSE PIN
+  already verified (VERIFY query answers 9000), a separate-PIN card's answers 63Cx until
+  its own PIN is verified there: :meth:`ReaderCard.bank_pin_tries` tells which,
+  :meth:`ReaderCard.verify_bank_pin` verifies it, and :meth:`ReaderCard.bank_cryptogram`
+  refuses with :class:`BankPinRequired` rather than skip the cardholder verification;
 - DF04 EF08: the settlement record is written by the card itself in a purse purchase
   (INITIALIZE FOR PURCHASE, PSAM INIT SAM FOR PURCHASE → MAC1, DEBIT FOR PURCHASE, PSAM
   CREDIT SAM FOR PURCHASE checks MAC2; spec/card.md §6) with the account amount 0 (online
@@ -24,7 +32,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from apdu import atr as atrmod
 from apdu import codec, tlv
@@ -69,6 +78,43 @@ T = TypeVar("T")
 EF08_SFI = 8
 PURCHASE_TYPE = 0x06
 REMOVED = (CardRemoved, NoCard, NotPowered)
+CID_TC = 0x40
+CVR_ISSUER_AUTH_FAILED = 0x08
+ARC_APPROVED = "3030"
+
+
+class BankPinRequired(CardError):
+    """The bank application of a separate-PIN card wants its own PIN (VERIFY query 63Cx,
+    spec/card.md §1, §7) before it may authorise a payment."""
+
+    def __init__(self, tries_left: int) -> None:
+        super().__init__(f"the card's bank application needs its own PIN ({tries_left} "
+                         "tries left)")
+        self.tries_left = tries_left
+
+
+@dataclass(frozen=True)
+class BankCompletion:
+    """The card's answer to the host's ARPC (second GENERATE AC, EMV Book 3 §6.5.5)."""
+
+    approved: bool
+    """True when the card answered TC."""
+    issuer_authentication_failed: bool
+    """The ARPC did not verify (CVR of the IAD 9F10, card/pboc.py)."""
+    atc: str
+    cryptogram: str
+
+
+@runtime_checkable
+class BankCard(Protocol):
+    """What a card port offers beyond :class:`~terminal.core.ports.CardPort` for the bank
+    part: the bank application's own PIN and issuer authentication."""
+
+    def bank_pin_tries(self) -> int | None: ...
+
+    def verify_bank_pin(self, pin: str) -> None: ...
+
+    def complete_bank(self, arpc: str, arc: str = ARC_APPROVED) -> BankCompletion: ...
 
 
 def status_error(sw: int, what: str) -> CardError:
@@ -118,6 +164,7 @@ class ReaderCard:
         self._conn: Connection | None = None
         self._driver: facade.CardDriver | None = None
         self._terminal = ""
+        self._bank_cdol1: bytes | None = None
 
     @classmethod
     def in_reader(cls, transport: Transport, reader: str, psam: Connection | None, *,
@@ -145,6 +192,7 @@ class ReaderCard:
                 self._conn.disconnect()
         self._conn = None
         self._driver = None
+        self._bank_cdol1 = None
 
     def _drv(self) -> facade.CardDriver:
         if self._driver is None:
@@ -227,8 +275,8 @@ class ReaderCard:
     def unblock_pin(self) -> None:
         self._call(lambda d: d.unblock_pin(), write=True)
 
-    def bank_cryptogram(self, amount_fen: int, when: dt.datetime) -> BankCryptogram:
-        """The debit application's ARQC for ``amount_fen`` (spec/card.md §11)."""
+    def _select_bank(self) -> None:
+        self._bank_cdol1 = None
         _, sw = self._send(C.select_name(C.PBOC_DEBIT_AID))
         if self._driver is not None:
             self._driver.algorithm = None  # the SSSE is no longer selected
@@ -236,6 +284,42 @@ class ReaderCard:
             raise CardUnsupported("the card has no bank application")
         if sw != 0x9000:
             raise status_error(sw, "SELECT debit application")
+
+    def _bank_pin_query(self) -> int | None:
+        """VERIFY with no data in the selected bank application (spec/card.md §7)."""
+        _, sw = self._send(C.verify(None))
+        if sw == 0x9000:
+            return None
+        if sw == 0x6983 or sw == 0x63C0:
+            raise PinLocked()
+        if sw & 0xFFF0 == 0x63C0:
+            return sw & 0x0F
+        raise status_error(sw, "VERIFY (bank application)")
+
+    def bank_pin_tries(self) -> int | None:
+        """None when the bank application needs no further PIN (shared PIN already
+        verified), else the tries left of its own PIN; a locked PIN raises PinLocked."""
+        self._select_bank()
+        return self._bank_pin_query()
+
+    def verify_bank_pin(self, pin: str) -> None:
+        """VERIFY the bank application's own PIN (separate-PIN cards, spec/card.md §1)."""
+        if not facade.PIN_RE.match(pin):
+            raise PinRuleBroken("the PIN must be 4 to 12 digits / 密码须为 4 至 12 位数字")
+        self._select_bank()
+        _, sw = self._send(C.verify(pin), write=True)
+        if sw == 0x6A80:
+            raise PinRuleBroken("the PIN has a bad length or format")
+        if sw != 0x9000:
+            raise status_error(sw, "VERIFY (bank application)")
+
+    def bank_cryptogram(self, amount_fen: int, when: dt.datetime) -> BankCryptogram:
+        """The debit application's ARQC for ``amount_fen`` (spec/card.md §11), after the
+        cardholder verification: :class:`BankPinRequired` when its own PIN is due."""
+        self._select_bank()
+        tries = self._bank_pin_query()
+        if tries is not None:
+            raise BankPinRequired(tries)
         gpo = self._tx(C.get_processing_options(bytes.fromhex("0156")),
                        "GET PROCESSING OPTIONS")
         afl = tlv.find(gpo, 0x77, 0x94)
@@ -259,8 +343,37 @@ class ReaderCard:
         ac = tlv.find(answer, 0x77, 0x9F26)
         if atc is None or ac is None:
             raise CardFault("GENERATE AC answered no cryptogram", -1)
+        self._bank_cdol1 = bytes.fromhex(cdol1)
         return BankCryptogram(pan=pan, pan_seq=psn, amount_fen=amount_fen, cdol1=cdol1,
                               atc=atc.value.hex().upper(), arqc=ac.value.hex().upper())
+
+    def complete_bank(self, arpc: str, arc: str = ARC_APPROVED) -> BankCompletion:
+        """Issuer authentication: the host's ARPC (and ARC) to the card in the second
+        GENERATE AC, TC asked (EMV Book 3 §6.5.5, §10.9; data of the CDOL2 of
+        card/pboc.py). The card answers TC only for the right ARPC of an approval."""
+        if self._bank_cdol1 is None:
+            raise CardFault("no bank authorisation is open on this card (GENERATE AC first)",
+                            -1)
+        try:
+            arpc_b, arc_b = bytes.fromhex(arpc), bytes.fromhex(arc)
+        except ValueError:
+            arpc_b, arc_b = b"", b""
+        if len(arpc_b) != 8 or len(arc_b) != 2:
+            raise CardFault(f"the host's ARPC is malformed ({arpc!r}, ARC {arc!r})", -22)
+        data = arc_b + self._bank_cdol1 + arpc_b + arc_b
+        self._bank_cdol1 = None  # one completion per authorisation
+        answer = self._tx(C.generate_ac(CID_TC, data), "GENERATE AC (completion)", write=True)
+        cid = tlv.find(answer, 0x77, 0x9F27)
+        atc = tlv.find(answer, 0x77, 0x9F36)
+        ac = tlv.find(answer, 0x77, 0x9F26)
+        iad = tlv.find(answer, 0x77, 0x9F10)
+        if cid is None or atc is None or ac is None:
+            raise CardFault("the completion GENERATE AC answered no cryptogram", -1)
+        cvr = iad.value[4:7] if iad is not None and len(iad.value) >= 7 else b"\x00"
+        return BankCompletion(
+            approved=cid.value[:1] == bytes([CID_TC]),
+            issuer_authentication_failed=bool(cvr[0] & CVR_ISSUER_AUTH_FAILED),
+            atc=atc.value.hex().upper(), cryptogram=ac.value.hex().upper())
 
     def supports_transaction_log(self) -> bool:
         self._call(lambda d: d.select_ssse())

@@ -8,6 +8,9 @@ The sale as a state machine (spec/host.md §2 1101/2101/2102/2103/2601, spec/car
                                └───────┘       │ third wrong PIN: FAILED (PIN locked, C3)
                         2101 refused
 
+While in CART, :meth:`Checkout.preview` asks the host for the trial (2101) of the cart as it
+stands without leaving CART (a trial moves nothing at the host): the live split.
+
 When the card's bank account pays the rest, BANK_AUTH asks the card's bank application for
 an ARQC over that amount (same PIN, C2) and the 2102 carries it, so the medical part and
 the bank part succeed or fail together at the host; a refusal lands in BANK_FAILED, where
@@ -34,7 +37,7 @@ is not on the card): the core reverses or confirms, it never leaves a sale unacc
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, ClassVar
@@ -55,6 +58,7 @@ from terminal.core.common import (
 from terminal.core.machine import Awaiting, Failure, FailureKind, FlowStateError
 from terminal.core.model import (
     Cart,
+    CartLine,
     PayChoice,
     RestBy,
     SaleResult,
@@ -176,7 +180,8 @@ class Checkout(CardFlow[CheckoutState]):
         self.setl_id = ""
         self.mdtrt_id = ""
         self.settle_msgid = ""
-        self.settled_at = self.clock()
+        self.opened_at = self.clock()
+        self.settled_at = self.opened_at
         self.record_state = RecordState.NOT_WRITTEN
         self.result: SaleResult | None = None
         self.order_no = ""
@@ -386,6 +391,41 @@ class Checkout(CardFlow[CheckoutState]):
         if not self.order_no:
             self.order_no = f"{self.config.institution_code}{self.clock():%Y%m%d%H%M%S}"
         self._go(C.TRIAL, f"{len(self.cart)} items, total {yuan(self.cart.total_fen)}")
+
+    def preview(self, pay: PayChoice | None = None, *,
+                lines: Sequence[CartLine] | None = None) -> Split:
+        """The host's trial settlement (2101) of the cart, without leaving CART: the live
+        split shown while the cart changes (spec/host.md §2 2101, §3).
+
+        A 2101 moves nothing at the host, so a preview may run any number of times, from a
+        worker thread, while the clerk goes on with the cart: it quotes ``lines`` (a
+        snapshot the caller took; default the cart as it stands) paid as ``pay`` (default
+        the flow's choice), changes nothing in the flow and announces no event. An empty
+        cart costs nothing and asks nobody. The host's answer is the very split the trial
+        of :meth:`confirm_cart` computes for the same cart and payment.
+
+        Raises :class:`~terminal.core.ports.HostRefused` (with the host's message),
+        :class:`~terminal.core.ports.HostTimeout` or
+        :class:`~terminal.core.ports.HostUnreachable` as the host port raised them (nothing
+        to undo: a trial is never reversed), and
+        :class:`~terminal.core.machine.FlowStateError` outside CART.
+        """
+        self._require(C.CART)
+        person, info = self.person, self.card_info
+        if person is None or info is None:
+            raise FlowStateError("checkout: no identified card to quote for")
+        choice = pay or self.pay
+        cart = Cart()
+        for ln in self.cart.lines if lines is None else lines:
+            cart.add(ln.item, ln.qty)
+        if not cart:
+            return Split(0, 0, 0, 0, 0, balance_after=person.balance_fen)
+        # no clock reading and no order number taken: the flow stays exactly as it was
+        order = self.order_no or f"{self.config.institution_code}{self.opened_at:%Y%m%d%H%M%S}"
+        request = sale_input(person, info, cart, choice, order, self.config,
+                             self.opened_at.strftime("%Y-%m-%d %H:%M:%S"))
+        reply = self.host.call("2101", request, insuplc_admdvs=person.insuplc_admdvs)
+        return Split.from_setlinfo(reply.output.get("setlinfo", {}), choice.rest)
 
     def cancel(self) -> None:
         """The clerk abandons the sale before it is settled (nothing was charged)."""

@@ -2,8 +2,10 @@
 
 ::
 
-    READ_CARD ─▶ IDENTIFY ─▶ FEES ─▶ TRIAL ─▶ CHOOSE ─▶ RETRIAL ─▶ [PIN] ─▶ [BANK_AUTH]
-              ─▶ DISCHARGE ─▶ SETTLE ─▶ SLIP ─▶ DONE
+    READ_CARD ─▶ IDENTIFY ─▶ FEES ─▶ TRIAL ─▶ CHOOSE ─▶ RETRIAL ─▶ [PIN] ─▶ [BANK_AUTH ⇄ BANK_PIN]
+              ─▶ DISCHARGE ─▶ SETTLE ─▶ [COMPLETE] ─▶ RECORD ─▶ SLIP ─▶ DONE
+                                           │ card declines: UNDO (2601) ─▶ FAILED
+                                           RECORD ─▶ CARD_PULLED ─▶ PIN ─▶ RECORD | SLIP
 
 FEES uploads the fee details (2301), TRIAL is the trial settlement with the pooled fund
 (2303), CHOOSE waits for the patient's choice for the self-pay part (personal medical
@@ -11,6 +13,24 @@ account, the card's bank account or cash), RETRIAL runs 2303 for that choice, th
 asked when the account or the bank account pays, BANK_AUTH gets the card's ARQC for the
 bank part (spec/card.md §11), DISCHARGE registers the discharge (2402; the host settles
 only discharged stays) and SETTLE is 2304 carrying the bank part (spec/host.md §2).
+
+A separate-PIN card's bank application has its own PIN (spec/card.md §1): BANK_AUTH asks the
+card whether its bank application still wants a PIN (a shared-PIN card counts the PIN of
+the PIN state and is not asked twice) and waits in BANK_PIN for it, through the same PIN
+entry (``enter_pin``; the event data says ``pin="bank"``).
+
+After a 2304 with a bank part, COMPLETE gives the host's ARPC to the card (issuer
+authentication, second GENERATE AC, EMV Book 3 §6.5.5) when the card port can
+(:class:`terminal.core.cardio.BankCard`); a card that declines (wrong ARPC) or leaves before
+answering gets the settlement reversed (UNDO, 2601): nothing is charged.
+
+RECORD writes the settlement on the card's DF04 EF08 log through the purse purchase, as the
+pharmacy checkout does (:func:`terminal.core.checkout.ef08_record`, spec/card.md §4, §6);
+it needs the PIN, so a stay paid in cash without the PIN is not recorded (the slip says
+so). A card pulled before the record was written waits in CARD_PULLED: the same card and
+the PIN again (:meth:`Discharge.card_returned`), and when the pull came during the write
+the log is read back first, so the record is never written twice;
+:meth:`Discharge.confirm_without_record` keeps the settlement without it.
 
 Before SETTLE answers nothing has moved: the bank part rides in the 2304, so a refusal
 moves nothing and lands in BANK_FAILED (take the rest in cash, or stop); a 2304 without an
@@ -25,8 +45,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from terminal.core.cardio import BankCard
+from terminal.core.checkout import RecordState, ef08_record
 from terminal.core.common import (
     PIN_CANCELLED,
+    PIN_LOCKED_MESSAGE,
     PIN_TIMED_OUT,
     CardFlow,
     Clock,
@@ -49,11 +72,15 @@ from terminal.core.model import (
 from terminal.core.ports import (
     CardError,
     CardPort,
+    CardRemovedError,
     HostError,
     HostPort,
     HostRefused,
     HostTimeout,
+    PinLocked,
     PinWrong,
+    TxKind,
+    TxRecord,
 )
 
 
@@ -66,10 +93,15 @@ class DischargeState(enum.Enum):
     RETRIAL = "retrial"
     PIN = "pin"
     BANK_AUTH = "bank_auth"
+    BANK_PIN = "bank_pin"
     DISCHARGE = "discharge"
     SETTLE = "settle"
+    COMPLETE = "complete"
+    UNDO = "undo"
     REVERSE = "reverse"
     BANK_FAILED = "bank_failed"
+    RECORD = "record"
+    CARD_PULLED = "card_pulled"
     SLIP = "slip"
     DONE = "done"
     FAILED = "failed"
@@ -101,18 +133,26 @@ class Discharge(CardFlow[DischargeState]):
         D.TRIAL: frozenset({D.CHOOSE, D.FAILED}),
         D.CHOOSE: frozenset({D.RETRIAL, D.CANCELLED}),
         D.RETRIAL: frozenset({D.PIN, D.BANK_AUTH, D.DISCHARGE, D.CHOOSE}),
-        D.PIN: frozenset({D.PIN, D.BANK_AUTH, D.DISCHARGE, D.FAILED}),
-        D.BANK_AUTH: frozenset({D.DISCHARGE, D.BANK_FAILED, D.FAILED}),
+        D.PIN: frozenset({D.PIN, D.BANK_AUTH, D.DISCHARGE, D.FAILED, D.RECORD, D.SLIP,
+                          D.CARD_PULLED}),
+        D.BANK_AUTH: frozenset({D.DISCHARGE, D.BANK_PIN, D.BANK_FAILED, D.FAILED}),
+        D.BANK_PIN: frozenset({D.BANK_PIN, D.BANK_AUTH, D.BANK_FAILED, D.FAILED}),
         D.DISCHARGE: frozenset({D.SETTLE, D.FAILED}),
-        D.SETTLE: frozenset({D.SLIP, D.REVERSE, D.FAILED, D.BANK_FAILED}),
+        D.SETTLE: frozenset({D.COMPLETE, D.RECORD, D.REVERSE, D.FAILED, D.BANK_FAILED}),
+        D.COMPLETE: frozenset({D.RECORD, D.UNDO}),
+        D.UNDO: frozenset({D.FAILED}),
         D.REVERSE: frozenset({D.FAILED}),
         D.BANK_FAILED: frozenset({D.RETRIAL, D.CANCELLED}),
+        D.RECORD: frozenset({D.SLIP, D.CARD_PULLED}),
+        D.CARD_PULLED: frozenset({D.CARD_PULLED, D.PIN, D.SLIP}),
         D.SLIP: frozenset({D.DONE}),
     }
     AWAITING: ClassVar[Mapping[Any, Awaiting]] = {
         D.CHOOSE: Awaiting.DATA,
         D.PIN: Awaiting.PIN,
+        D.BANK_PIN: Awaiting.PIN,
         D.BANK_FAILED: Awaiting.RECOVERY,
+        D.CARD_PULLED: Awaiting.CARD_BACK,
     }
     TERMINAL = frozenset({D.DONE, D.FAILED, D.CANCELLED})
     BANK_OR_ELSE = "stop"
@@ -135,7 +175,12 @@ class Discharge(CardFlow[DischargeState]):
         self.settled_at = self.clock()
         self.pin_tries_left: int | None = None
         self.result: SaleResult | None = None
+        self.record_state = RecordState.NOT_WRITTEN
         self._pin_ok = False
+        self._resume = False  # PIN asked again on a returned card, to record the settlement
+        self._record_sequence: int | None = None
+        self._arpc: tuple[str, str] | None = None  # the host's (ARPC, ARC) for the bank part
+        self._undo_reason = ""
 
     # ----------------------------------------------------------------- automatic
     def _do_read_card(self) -> None:
@@ -199,6 +244,26 @@ class Discharge(CardFlow[DischargeState]):
 
     def _do_bank_auth(self) -> None:
         assert self.trial is not None
+        card = self.card
+        if isinstance(card, BankCard):
+            try:
+                tries = card.bank_pin_tries()
+            except PinLocked:
+                self._bank_recovery(D.BANK_FAILED, f"the bank PIN is locked: "
+                                    f"{PIN_LOCKED_MESSAGE};", FailureKind.PIN_LOCKED)
+                return
+            except CardRemovedError as exc:
+                self._fail(D.FAILED, card_failure(exc, doing="authorising the bank payment"))
+                return
+            except CardError as exc:
+                self._bank_recovery(D.BANK_FAILED, f"the card's bank application failed "
+                                    f"({exc.message}):", FailureKind.BANK_REFUSED)
+                return
+            if tries is not None:
+                self.pin_tries_left = tries
+                self._go(D.BANK_PIN, f"the card's bank account has its own PIN: enter the "
+                         f"bank PIN ({tries} tries left)", pin="bank", tries_left=tries)
+                return
         self._authorise_bank(
             self.card, self.trial.rest, self.clock(), ok=D.DISCHARGE, recovery=D.BANK_FAILED,
             failed=D.FAILED)
@@ -230,7 +295,86 @@ class Discharge(CardFlow[DischargeState]):
         self.setl_id = str(setl.get("setl_id", ""))
         self.settle_msgid = reply.msgid
         self.split = Split.from_setlinfo(setl, self.pay.rest)
-        self._go(D.SLIP, f"settled {self.setl_id}")
+        if self.bank_auth is not None and isinstance(self.card, BankCard):
+            self._arpc = (str(setl.get("arpc") or ""), str(setl.get("arc") or "3030"))
+            self._go(D.COMPLETE, f"settled {self.setl_id}; the card checks the host's answer",
+                     setl_id=self.setl_id)
+            return
+        self._go(D.RECORD, f"settled {self.setl_id}", setl_id=self.setl_id)
+
+    def _do_complete(self) -> None:
+        """Issuer authentication: the host's ARPC to the card (EMV Book 3 §6.5.5)."""
+        assert self._arpc is not None and isinstance(self.card, BankCard)
+        arpc, arc = self._arpc
+        self._arpc = None
+        if not arpc:
+            self._undo("the host's answer carries no ARPC for the card")
+            return
+        try:
+            done = self.card.complete_bank(arpc, arc)
+        except CardRemovedError:
+            self._undo("the card was removed before it accepted the host's answer")
+            return
+        except CardError as exc:
+            self._undo(f"the card could not complete the bank payment ({exc.message})")
+            return
+        if not done.approved:
+            self._undo("the card refused the host's answer (issuer authentication failed)"
+                       if done.issuer_authentication_failed
+                       else "the card declined the bank payment")
+            return
+        self._go(D.RECORD, "the card accepted the bank payment (TC)")
+
+    def _undo(self, reason: str) -> None:
+        self._undo_reason = reason
+        self._go(D.UNDO, f"{reason}: reversing settlement {self.setl_id} (2601)")
+
+    def _do_undo(self) -> None:
+        reason = self._undo_reason
+        try:
+            self.host.reverse(psn_no=self._psn_no(), omsgid=self.settle_msgid, oinfno="2304")
+        except HostError as exc:
+            self._fail(D.FAILED, Failure(
+                FailureKind.BANK_REFUSED,
+                f"{reason}; the reversal of settlement {self.setl_id} is not confirmed "
+                f"({exc.message}): check the stay at the host before settling again",
+                charged=True))
+            return
+        self._fail(D.FAILED, Failure(
+            FailureKind.BANK_REFUSED,
+            f"{reason}: settlement {self.setl_id} was reversed (2601), nothing was charged; "
+            "settle again, with the rest in cash"))
+
+    def _do_record(self) -> None:
+        """The settlement on the card's DF04 EF08 log (spec/card.md §4, §6)."""
+        if not self._pin_ok:
+            self._go(D.SLIP, "not recorded on the card: the holder entered no PIN")
+            return
+        try:
+            supported = self.card.supports_transaction_log()
+        except CardRemovedError:
+            self._pulled("before its record was written on the card")
+            return
+        except CardError as exc:
+            self._refused(exc)
+            return
+        if not supported:
+            self.record_state = RecordState.UNSUPPORTED
+            self._go(D.SLIP, "this card keeps no transaction log")
+            return
+        try:
+            self.card.append_transaction(self._record())
+        except CardRemovedError as exc:
+            self.record_state = (
+                RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
+            self._record_sequence = exc.record_sequence
+            self._pulled("while its record was being written on the card")
+            return
+        except CardError as exc:
+            self._refused(exc)
+            return
+        self.record_state = RecordState.WRITTEN
+        self._go(D.SLIP, "recorded on the card")
 
     def _do_reverse(self) -> None:
         assert self._timeout is not None and self.person is not None
@@ -241,9 +385,15 @@ class Discharge(CardFlow[DischargeState]):
 
     def _do_slip(self) -> None:
         assert self.split is not None
+        notes: tuple[str, ...] = ()
+        if self.record_state is RecordState.UNSUPPORTED:
+            notes = ("this card keeps no transaction log",)
+        elif self.record_state is not RecordState.WRITTEN:
+            notes = ("not recorded on the card",)
         self.result = self._settlement_result(
             "住院结算单 INPATIENT SETTLEMENT", self.fees, self.split, setl_id=self.setl_id,
-            mdtrt_id=self.stay.mdtrt_id, msgid=self.settle_msgid, when=self.settled_at)
+            mdtrt_id=self.stay.mdtrt_id, msgid=self.settle_msgid, when=self.settled_at,
+            notes=notes, recorded_on_card=self.record_state is RecordState.WRITTEN)
         self._go(D.DONE, f"settlement {self.setl_id} done")
 
     # ----------------------------------------------------------------- inputs
@@ -260,8 +410,12 @@ class Discharge(CardFlow[DischargeState]):
                                         "settlement stopped by the clerk; nothing was charged"))
 
     def enter_pin(self, pin: str) -> None:
-        """The holder typed the PIN; it goes to the card and is never kept."""
-        self._require(D.PIN)
+        """The holder typed the PIN (PIN), or the bank application's own PIN (BANK_PIN);
+        it goes to the card and is never kept."""
+        self._require(D.PIN, D.BANK_PIN)
+        if self.state is D.BANK_PIN:
+            self._enter_bank_pin(pin)
+            return
         if not self._pin_ok:
             try:
                 self.card.verify_pin(pin)
@@ -271,19 +425,113 @@ class Discharge(CardFlow[DischargeState]):
                          tries_left=exc.tries_left)
                 return
             except CardError as exc:
+                if self._resume:
+                    self._resume = False
+                    if isinstance(exc, CardRemovedError):
+                        self._pulled("again")
+                    else:
+                        self._go(D.CARD_PULLED, f"{card_failure(exc, charged=True).message}; "
+                                 "the settlement cannot be recorded on the card: confirm it "
+                                 "without the record")
+                    return
                 self._fail(D.FAILED, card_failure(exc, doing="checking the PIN"))
                 return
         self._pin_ok = True
+        self.pin_tries_left = None
+        if self._resume:
+            self._resume = False
+            self._resume_record()
+            return
         bank = self.pay.rest is RestBy.BANK and self.trial is not None and self.trial.rest > 0
         self._go(D.BANK_AUTH if bank else D.DISCHARGE, "PIN correct")
 
+    def _enter_bank_pin(self, pin: str) -> None:
+        """BANK_PIN: the separate bank PIN goes to the card's bank application."""
+        assert isinstance(self.card, BankCard)
+        try:
+            self.card.verify_bank_pin(pin)
+        except PinWrong as exc:
+            self.pin_tries_left = exc.tries_left
+            self._go(D.BANK_PIN, f"wrong bank PIN: {exc.tries_left} tries left before it "
+                     "locks", pin="bank", tries_left=exc.tries_left)
+            return
+        except PinLocked:
+            self.pin_tries_left = 0
+            self._bank_recovery(D.BANK_FAILED, f"the bank PIN is locked: {PIN_LOCKED_MESSAGE};",
+                                FailureKind.PIN_LOCKED)
+            return
+        except CardError as exc:
+            self._fail(D.FAILED, card_failure(exc, doing="checking the bank PIN"))
+            return
+        self.pin_tries_left = None
+        self._go(D.BANK_AUTH, "bank PIN correct")
+
     def cancel_pin(self) -> None:
-        self._require(D.PIN)
-        self._fail(D.FAILED, PIN_CANCELLED)
+        self._require(D.PIN, D.BANK_PIN)
+        self._pin_abandoned("PIN entry cancelled", PIN_CANCELLED)
 
     def pin_timeout(self) -> None:
-        self._require(D.PIN)
-        self._fail(D.FAILED, PIN_TIMED_OUT)
+        self._require(D.PIN, D.BANK_PIN)
+        self._pin_abandoned("PIN entry timed out", PIN_TIMED_OUT)
+
+    def _pin_abandoned(self, what: str, failure: Failure) -> None:
+        """No PIN: before the settlement nothing was charged (``failure``); on a returned
+        card the settlement waits in CARD_PULLED for its record."""
+        if self._resume:
+            self._resume = False
+            self._go(D.CARD_PULLED, f"{what}: the settlement is done but not yet on the card",
+                     record=self.record_state.value)
+            return
+        self._fail(D.FAILED, failure)
+
+    def card_returned(self) -> None:
+        """The pulled card is back (CARD_PULLED): check it is the same card, then the PIN
+        again (DF04 needs it) to finish the record."""
+        self._require(D.CARD_PULLED)
+        assert self.card_info is not None
+        try:
+            info = self.card.read_basics()
+        except CardError as exc:
+            self._go(D.CARD_PULLED, f"card not readable ({exc.message}): insert card "
+                     f"{self.card_info.masked_number}")
+            return
+        if info.card_number != self.card_info.card_number:
+            self._go(D.CARD_PULLED, f"that is another card ({info.masked_number}): insert card "
+                     f"{self.card_info.masked_number}", failure=FailureKind.WRONG_CARD.value)
+            return
+        self._resume = True
+        self._pin_ok = False
+        self._go(D.PIN, "card back: the holder enters the PIN again so the settlement can be "
+                 "recorded on the card")
+
+    def confirm_without_record(self) -> None:
+        """Keep the settlement although its card record cannot be written or checked
+        (CARD_PULLED): the slip says so. The settlement stands at the host."""
+        self._require(D.CARD_PULLED)
+        self._go(D.SLIP, "settlement kept at the host without a record on the card")
+
+    def _resume_record(self) -> None:
+        """After the PIN on a returned card: read the log back when the pull came during
+        the write, and write only when the record is not there (never twice)."""
+        if self.record_state is RecordState.UNKNOWN:
+            try:
+                entries = self.card.read_transactions()
+            except CardRemovedError:
+                self._pulled("again")
+                return
+            except CardError as exc:
+                self._go(D.CARD_PULLED, f"cannot read the card's log ({exc.message}): insert "
+                         "the card again, or confirm the settlement without the card record")
+                return
+            expected = self._record()
+            seq = self._record_sequence
+            found = any(expected.same_entry(r) and (seq is None or r.sequence == seq)
+                        for r in entries)
+            self.record_state = RecordState.WRITTEN if found else RecordState.NOT_WRITTEN
+        if self.record_state is RecordState.WRITTEN:
+            self._go(D.SLIP, "the settlement is on the card")
+        else:
+            self._go(D.RECORD, "recording the settlement on the card")
 
     def pay_cash_instead(self) -> None:
         """The bank part failed (BANK_FAILED): settle with the rest in cash."""
@@ -292,6 +540,27 @@ class Discharge(CardFlow[DischargeState]):
         self._go(D.RETRIAL, "the rest will be paid in cash")
 
     # ----------------------------------------------------------------- helpers
+    def _record(self) -> TxRecord:
+        assert self.split is not None and self.card_info is not None
+        # the PSAM's terminal number: the card checks it against MAC1 (spec/card.md §6)
+        return ef08_record(TxKind.SETTLEMENT, self.card_info.terminal_number,
+                           self.settled_at, self.split)
+
+    def _pulled(self, when: str) -> None:
+        assert self.card_info is not None
+        self._go(D.CARD_PULLED, f"the card was pulled {when}: settlement {self.setl_id} is "
+                 f"done at the host; insert card {self.card_info.masked_number} to record it, "
+                 "or confirm it without the record", record=self.record_state.value)
+
+    def _refused(self, exc: CardError) -> None:
+        """The card refused the record (nothing written): insert it again or confirm."""
+        assert self.card_info is not None
+        self.record_state = RecordState.NOT_WRITTEN
+        self._go(D.CARD_PULLED, f"the card refused the settlement's record ({exc.message}): "
+                 f"settlement {self.setl_id} is done at the host; re-insert card "
+                 f"{self.card_info.masked_number} to retry, or confirm it without the record",
+                 record=self.record_state.value)
+
     def _call_once(self, infno: str, input: Mapping[str, Any], what: str, *,
                    done_code: str) -> bool:
         """Send ``infno`` for the stay; a refusal ``done_code`` means an earlier attempt
@@ -322,18 +591,23 @@ class Discharge(CardFlow[DischargeState]):
 
 
 def run_discharge(flow: Discharge, pay: PayChoice, pin: PinSource, *,
-                  max_pin_tries: int = 3, bank_fallback: str = "cancel") -> Discharge:
-    """Drive a discharge without a UI; ``pin`` is a :data:`terminal.core.common.PinSource`."""
+                  max_pin_tries: int = 3, bank_fallback: str = "cancel",
+                  bank_pin: PinSource | None = None) -> Discharge:
+    """Drive a discharge without a UI; ``pin`` is a :data:`terminal.core.common.PinSource`,
+    ``bank_pin`` the one for a separate-PIN card's bank PIN (default: ``pin``). A card pulled
+    after the settlement leaves the flow in CARD_PULLED for the caller."""
     flow.run_until_input()
     if flow.state is D.CHOOSE:
         flow.choose_payment(pay)
-    asked = 0
+    asked = {D.PIN: 0, D.BANK_PIN: 0}
     while True:
         flow.run_until_input()
-        if flow.state is D.PIN:
-            if not prompt_pin(flow, pin, asked, max_pin_tries):
+        state = flow.state
+        if state in asked:
+            source = bank_pin or pin if state is D.BANK_PIN else pin
+            if not prompt_pin(flow, source, asked[state], max_pin_tries):
                 break
-            asked += 1
+            asked[state] += 1
         elif flow.state is D.BANK_FAILED:
             if bank_fallback == "cash":
                 bank_fallback = "cancel"

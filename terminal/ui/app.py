@@ -54,7 +54,8 @@ def data_dir() -> Path:
 
 class ShelfCatalogue(CataloguePort, Protocol):
     """The catalogue as the cart needs it: lookup by code and search by code, name or pinyin
-    initials (the catalogue's own search; the UI only shows the results)."""
+    initials (the catalogue's own search, :meth:`terminal.core.adapters.PolicyCatalogue.search`;
+    the UI only shows the results, with each item's class 甲/乙/丙 and eligibility)."""
 
     def search(self, text: str, limit: int = 8) -> Sequence[CatalogueItem]:
         """Items matching ``text``, best first, at most ``limit``."""

@@ -99,14 +99,18 @@ def test_generate_ac_arqc_checks_with_the_documented_recipe(algorithm: str) -> N
     assert CardImage.from_doc(card.store.load()).atc == atcs[-1]
 
 
-def test_tc_and_aac_as_asked_and_second_generate_ac() -> None:
+def test_tc_and_aac_as_asked_and_no_second_generate_ac_after_them() -> None:
     card = make_card("CCB")
     emv_read(card)
     resp, sw = tx(card, b"\x80\xae\x40\x00\x1d" + CDOL1_DATA)
     assert sw == 0x9000 and tlv.find(resp, 0x77, 0x9F27).value == b"\x40"  # type: ignore[union-attr]
-    resp, sw = tx(card, b"\x80\xae\x00\x00\x1f" + b"00" + CDOL1_DATA)
+    # a TC ends the transaction (EMV Book 3 §6.5.5.4): no completion follows
+    second = b"00" + CDOL1_DATA + bytes(8) + b"00"
+    assert tx(card, b"\x80\xae\x00\x00\x29" + second)[1] == 0x6985
+    card.reset()
+    emv_read(card)
+    resp, sw = tx(card, b"\x80\xae\x00\x00\x1d" + CDOL1_DATA)
     assert sw == 0x9000 and tlv.find(resp, 0x77, 0x9F27).value == b"\x00"  # type: ignore[union-attr]
-    assert tx(card, b"\x80\xae\x40\x00\x1f" + b"00" + CDOL1_DATA)[1] == 0x6985
     assert tx(card, b"\x80\xae\xc0\x00\x1d" + CDOL1_DATA)[1] == 0x6A86
 
 

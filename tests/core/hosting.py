@@ -1,12 +1,10 @@
 """Put a fixture card image on an embedded host (tests only).
 
-The host mints card numbers when it issues a card (8101, ledger/lifecycle.py) and the card
-side mints its own (card/issue.py); the fixture cards of ``fixtures/cards`` were issued by
-the card side. To run the flows over a real virtual card and a real host, the holder is
-issued at the host through the public 8101 (with the ID check answered from the card
-image) and the host's card row is then re-keyed to the image's card number, card
-identification code and PAN — before any money touches the card's bank account. The
-host exposes no "register an existing card" transaction; this helper stands in for it.
+The fixture cards of ``fixtures/cards`` were personalised by the card side
+(card/issue.py) under their own numbers. To run the flows over a real virtual card and a
+real host, each card is registered at the host under those numbers with the public 8110
+("register a personalised card", ledger/lifecycle.py; the C4 ID check answered from the
+card images), in the state the image records, and its accounts are credited (8109).
 """
 
 from __future__ import annotations
@@ -69,8 +67,7 @@ def init_host(url: str) -> None:
 
 
 class Enroller:
-    """Issues fixture holders at the host through one client per counter (one msgid
-    sequence each: two clients of one institution could reuse a msgid in the same second)."""
+    """Registers fixture cards at the host through one client per counter."""
 
     def __init__(self, url: str) -> None:
         self.verifier = _CardImageVerifier({})
@@ -89,36 +86,25 @@ class Enroller:
 
     def enrol(self, image: Path, *, balance: int = 50000, bank_deposit: int = 100000
               ) -> Enrolled:
-        """Issue the holder of ``image`` at the host under the image's own numbers, mark it
-        activated when the card is, credit the accounts."""
+        """Register the card of ``image`` at the host under its own numbers (8110) in the
+        state the image records (activated or not), credit the accounts."""
         doc = json.loads(image.read_text(encoding="utf-8"))
         ident: dict[str, Any] = doc["identity"]
         ssn, name, bank = ident["ssn"], ident["name"], ident["bank"]
         self.verifier.people[ssn] = name
         office = self.client(OFFICE)
         birth = ident["birth_date"]
-        issued = office.issue_card(certno=ssn, psn_name=name, gend=ident["sex"],
-                                   brdy=f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", bank=bank,
-                                   generation=ident["generation"])["cardinfo"]
-        alg = 3 if ident["algorithm"] == "SM4" else 1
-
-        def rekey(tx: Any) -> None:
-            tx.execute("UPDATE cards SET card_no = ?, card_sn = ?, pan = ?, pan_seq = ?, "
-                       "generation = ?, alg = ? WHERE card_no = ?",
-                       (ident["card_number"], ident["card_id_code"], ident["pan"],
-                        int(ident["psn"]), ident["generation"], alg, issued["card_no"]))
-            tx.execute("UPDATE accounts SET account_id = ?, owner = ? WHERE account_id = ?",
-                       (f"bank:{ident['pan']}", ident["card_number"], f"bank:{issued['pan']}"))
-            tx.execute("UPDATE card_events SET card_no = ? WHERE card_no = ?",
-                       (ident["card_number"], issued["card_no"]))
-
-        self.service.store.run(rekey)
-        psn_no = issued["psn_no"]
+        registered = office.register_card(
+            certno=ssn, psn_name=name, gend=ident["sex"],
+            brdy=f"{birth[:4]}-{birth[4:6]}-{birth[6:]}", naty=ident.get("ethnicity") or "01",
+            insuplc_admdvs=ident["area_code"], card_no=ident["card_number"],
+            card_sn=ident["card_id_code"], pan=ident["pan"], pan_seq=f"{int(ident['psn']):02d}",
+            bank=bank, generation=ident["generation"], algorithm=ident["algorithm"],
+            card_stas="activated" if doc["policy"].get("activated") else "issued")["cardinfo"]
+        psn_no = registered["psn_no"]
         if balance:
             office.credit(psn_no, balance)
         counter = self.client(BANK_COUNTERS[bank])
-        if doc["policy"].get("activated") and issued["card_stas"] == "issued":
-            counter.activate(ident["card_number"], ssn, pin_changed=True)
         if bank_deposit:
             counter.credit(psn_no, bank_deposit, "bank", card_no=ident["card_number"])
         return Enrolled(image, ident["card_number"], ident["card_id_code"], ident["pan"],

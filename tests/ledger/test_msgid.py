@@ -102,7 +102,7 @@ def test_many_terminals_of_one_institution_at_once(host: HostService) -> None:
                 msgids.append(c.call_envelope("8109", {"data": {
                     "psn_no": h.psn_no, "amount": "0.01", "target": "medical"}})
                     ["inf_refmsgid"])
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(c,)) for c in clients]

@@ -112,3 +112,28 @@ def test_guarded_overdraft_still_refused_before_commit(world: World) -> None:
     assert count_rows(host) == before
     assert balances(host)[f"medical:{h.psn_no}"] == 500
     assert verify(host) == []
+
+
+def test_sign_in_and_duplicate_answer_before_the_handler_refuses(world: World) -> None:
+    """A refusal the handler raises before its first read still comes after the sign-in
+    check and the duplicate check (the claim is settled first)."""
+    host = world.host
+    h = world.person(medical_fen=5_000)
+    inp = {"druginfo": {"psn_no": h.psn_no, "mdtrt_cert_type": "03",
+                        "mdtrt_cert_no": h.card_no, "card_sn": h.card_sn, "med_type": "41",
+                        "medfee_sumamt": "12.50", "insutype": "310", "acct_used_flag": "1",
+                        "cash_src": "cash"}, "drugdetail": world.lines((AMOXICILLIN, 1, 1250))}
+    # a hospital may not send 2102, but an unknown sign-in is what it hears first
+    bad = host.call(envelope(HOSPITAL, "2102", inp, sign_no="999999999"))
+    assert bad["infcode"] == -1 and "sign_no 999999999" in bad["err_msg"], bad["err_msg"]
+    wrong = host.call(envelope(HOSPITAL, "2102", inp, sign_no=world.hospital.sign_no))
+    assert wrong["infcode"] == -1 and "is a hospital" in wrong["err_msg"], wrong["err_msg"]
+    env = envelope(PHARMACY, "2102", inp, sign_no=world.pharmacy.sign_no)
+    assert host.call(env)["infcode"] == 0
+    before = count_rows(host)
+    # the same msgid with a malformed card number: the msgid conflict answers first
+    broken = dict(env, input={**inp, "druginfo": {**inp["druginfo"],
+                                                   "mdtrt_cert_no": "NOTACARD1"}})
+    out = host.call(broken)
+    assert out["infcode"] == -1 and "already used" in out["err_msg"], out["err_msg"]
+    assert count_rows(host) == before

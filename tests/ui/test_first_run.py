@@ -1,13 +1,13 @@
 """The terminal's first run with no options: an embedded host created in the data directory,
-the fixture holders issued there (8101) with their cards personalised to the host's numbers,
-activated where the fixture is (A3/A4), with opening balances. Then the main path works and
-each fixture card behaves as its fixture says."""
+the fixture cards registered there under their own numbers (8110), activated where the
+fixture is (A3/A4), with opening balances; no card image is rewritten. Then the main path
+works and each fixture card behaves as its fixture says."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from terminal.cli.cmd_terminal import OPENING_BALANCE, build_stack
+from terminal.cli.cmd_terminal import FIXTURE_CARDS, OPENING_BALANCE, build_stack
 from terminal.ui.app import SscardApp
 from terminal.ui.widgets.card_panel import CardPanel
 from terminal.ui.widgets.pinpad import PinPad
@@ -27,6 +27,9 @@ async def test_first_run_issues_the_fixture_cards_and_sells(tmp_path: Path) -> N
         assert stack.services.drawer is not None
         assert stack.services.notice == ""
         zhang = load_card_image(data / "cards" / "zhang-san.json").identity
+        assert zhang["card_number"] == "J00000017"         # the fixture's own number
+        for image in sorted(FIXTURE_CARDS.glob("*.json")):   # working copies as the fixtures
+            assert (data / "cards" / image.name).read_bytes() == image.read_bytes()
         app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
         async with app.run_test(size=(100, 32)) as pilot:
             # li-si's ICBC card was never activated at the bank counter (rule A4)

@@ -336,3 +336,132 @@ async def test_a_slow_host_shows_progress_and_the_screen_stays_live(
         slow_link.delay = 0.0
         await wait_until(pilot, lambda: app.screen.query_one(CardPanel).balance_fen
                          == OPENING_BALANCE, timeout=20, what="the answer after all")
+
+
+# ------------------------------------------------------------------ the live split
+
+
+def split_shown(app: SscardApp) -> Any:
+    from terminal.ui.widgets.split import SplitPanel
+
+    return app.screen.query_one(SplitPanel)
+
+
+async def wait_live(pilot: Any, app: SscardApp, total: int) -> Any:
+    """Wait until the split panel shows the host's live trial of a cart of ``total`` fen."""
+    await wait_until(pilot, lambda: split_shown(app).live and split_shown(app).split is not None
+                     and split_shown(app).split.total == total, what=f"the live split of {total}")
+    return split_shown(app).split
+
+
+def host_trial(world: World, flow: Any, pay: str) -> Any:
+    """The host's own trial (2101) of the flow's cart, asked by a separate client."""
+    from terminal.core.adapters import LedgerHost
+    from terminal.core.checkout import sale_input
+    from terminal.core.model import PayChoice, Split
+
+    choice = PayChoice.parse(pay)
+    host = LedgerHost(HostClient.connect(world.url, fixmedins_code="P37080000002"))
+    try:
+        reply = host.call("2101", sale_input(flow.person, flow.card_info, flow.cart, choice,
+                                              "P370800000022026112810000", flow.config,
+                                              "2026-11-28 10:00:00"))
+    finally:
+        host.close()
+    return Split.from_setlinfo(reply.output["setlinfo"], choice.rest)
+
+
+async def test_the_split_is_live_as_the_cart_changes(world: World) -> None:
+    """Once the card is identified the split panel follows the cart: the host's trial of
+    the cart as it stands (account, cash, bank), before F8; nothing is booked."""
+    def entries(tx: Any) -> tuple[int, int]:
+        return (tx.one("SELECT COUNT(*) FROM entries")[0],
+                tx.one("SELECT COUNT(*) FROM postings")[0])
+
+    before = world.run(entries)
+    stack = world.stack("pharmacy")
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app)
+        split = await wait_live(pilot, app, 2500)
+        assert split == host_trial(world, app.screen.flow, "account")
+        text = await wait_text(pilot, "live trial", "¥25.00")
+        account_line = next(ln for ln in text.splitlines() if "account 个人账户" in ln)
+        assert "¥25.00" in account_line
+        assert "¥0.00" in next(ln for ln in text.splitlines() if "cash 现金" in ln)
+        assert app.screen.flow is not None and app.screen.flow.state.name == "CART"
+        # more of it: the split follows
+        await pilot.press("f2")
+        await type_text(pilot, "tbkl")  # 头孢克洛胶囊, class 乙
+        await wait_text(pilot, "头孢克洛胶囊")
+        await pilot.press("enter")
+        flow = app.screen.flow
+        await wait_until(pilot, lambda: len(flow.cart) == 2, what="two lines")
+        split = await wait_live(pilot, app, flow.cart.total_fen)
+        assert split == host_trial(world, flow, "account")
+        # all in cash: the account part goes to the cash line
+        await pilot.press("f5")
+        await wait_text(pilot, "Payment 支付方式", "全部现金")
+        await pilot.press("3")
+        await wait_until(pilot, lambda: split_shown(app).live
+                         and split_shown(app).split.account == 0, what="the cash split")
+        cash = split_shown(app).split
+        assert cash == host_trial(world, flow, "cash") and cash.cash == flow.cart.total_fen
+        # F8: the trial of the sale is the split that was shown
+        await pilot.press("f8")
+        await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
+        assert flow.trial == cash
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: flow.finished, what="the sale cancelled")
+    # the live trials wrote nothing: no settlement, no entry, no trial in the message log
+    assert world.settlements() == []
+    assert world.balances(FIXTURE_CARD) == (OPENING_BALANCE, 100000)
+    assert world.run(entries) == before
+    assert world.run(lambda tx: tx.all(
+        "SELECT infno FROM requests WHERE infno IN ('2101', '2102')")) == []
+
+
+async def test_a_dead_host_leaves_the_split_empty_with_a_note(
+        world: World, host_server: HostServer) -> None:
+    """The host dies after the card was identified: the cart goes on, the split shows "—"
+    and a short note, no error dialog, nothing charged."""
+    stack = world.stack("pharmacy", host=host_server.url)
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        await add_amoxicillin(pilot, app, qty=1)
+        await wait_live(pilot, app, 1250)
+        host_server.stop()
+        await add_amoxicillin(pilot, app, qty=1)
+        await wait_until(pilot, lambda: "does not answer" in split_shown(app).note,
+                         timeout=20, what="the note")
+        text = screen_text(app)
+        panel = split_shown(app)
+        assert panel.split is None and not panel.live and panel.total_fen == 2500
+        assert "account 个人账户" in text and "—" in text
+        assert not any(n for n in app._notifications if n.severity == "error")
+        assert app.screen.flow is not None and app.screen.flow.state.name == "CART"
+        assert "Traceback" not in text
+    assert world.settlements() == []
+
+
+async def test_a_slow_host_never_holds_up_the_cart(world: World, slow_link: SlowLink) -> None:
+    """A live trial the host is slow to answer: "—" and a short note while it waits, the
+    cart goes on meanwhile, and the split of the cart as it then stands follows."""
+    stack = world.stack("pharmacy", host=slow_link.url)
+    app = SscardApp(stack.services, mode="pharmacy", watch_cards=False)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await start_sale(pilot, world, app)
+        slow_link.delay = 3.0
+        await add_amoxicillin(pilot, app, qty=1)
+        await wait_until(pilot, lambda: "the host is slow" in split_shown(app).pending,
+                         timeout=10, what="the slow note")
+        assert split_shown(app).split is None and "—" in screen_text(app)
+        slow_link.delay = 0.0
+        await add_amoxicillin(pilot, app, qty=2)  # the screen is not busy: the cart goes on
+        flow = app.screen.flow
+        assert flow is not None and flow.cart.total_fen == 3750
+        split = await wait_live(pilot, app, 3750)
+        assert (split.account, split.cash) == (3750, 0)
+    assert world.settlements() == []

@@ -12,6 +12,7 @@ from terminal.ui.app import SscardApp
 from terminal.ui.screens.counter import OPERATIONS
 from terminal.ui.widgets.card_panel import CardPanel
 from terminal.ui.widgets.pinpad import PinPad
+from terminal.ui.widgets.split import SplitPanel
 from tests.ui.conftest import FIXTURE_CARD, World, type_text, wait_text, wait_until
 
 
@@ -35,6 +36,10 @@ async def fill_cart(pilot: Any) -> None:
     await pilot.press("enter")
     await wait_until(pilot, lambda: app.screen.flow is not None and len(app.screen.flow.cart) == 2,
                      what="two cart lines")
+    panel = app.screen.query_one(SplitPanel)
+    await wait_until(pilot, lambda: panel.live and panel.split is not None
+                     and panel.split.total == app.screen.flow.cart.total_fen,
+                     what="the live split of the cart")
     app.screen.query_one("#search", Input).blur()
     await pilot.pause(0.2)
 

@@ -3,6 +3,12 @@
 The screen drives :class:`terminal.core.checkout.Checkout`; every card and host exchange
 runs in a worker (:class:`~terminal.ui.screens.base.FlowScreen`).
 
+The split panel is live once the card is identified: every change of the cart or of the
+payment asks the host for a trial of the cart as it stands (:meth:`Checkout.preview`, a
+2101 that moves nothing), debounced, one at a time, in its own worker; the clerk never
+waits for it. A slow or dead host leaves the amounts at "—" with a short note; F8 runs the
+trial of the sale itself as before.
+
 Keys: F2 search · F3 quantity · F4 remove line · F5 payment · F6 read card · F7 new sale ·
 F8 pay · F9 card in/out · F10 mode.
 """
@@ -16,13 +22,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList
 
 from terminal.core import slip as slip_text
 from terminal.core.checkout import Checkout, CheckoutState
-from terminal.core.machine import Awaiting, FailureKind, FlowEvent
-from terminal.core.model import PayChoice, yuan
-from terminal.core.ports import CatalogueItem
+from terminal.core.machine import Awaiting, FailureKind, FlowEvent, FlowStateError
+from terminal.core.model import CartLine, PayChoice, Split, yuan
+from terminal.core.ports import CatalogueItem, HostError, HostRefused
 from terminal.ui.messages import CardInserted, CardRemoved, CartQtyDelta
 from terminal.ui.screens.base import FlowScreen, Progress
 from terminal.ui.screens.dialogs import AskDialog, ChooseDialog
@@ -34,6 +41,15 @@ from terminal.ui.widgets.split import SplitPanel
 from terminal.ui.widgets.status import StatusBar
 
 C = CheckoutState
+
+PREVIEW_DELAY = 0.3
+"""Seconds the cart must stay unchanged before the live split is asked for (debounce)."""
+PREVIEW_SLOW = 2.0
+"""Seconds after which an unanswered live trial is reported as slow."""
+ASKING = "asking the host… 试算中"
+
+QuoteKey = tuple[Checkout, tuple[CartLine, ...], PayChoice]
+"""What a live trial quotes: the sale, its cart lines and the payment."""
 
 PAYMENTS = [
     ("account", "personal account, rest in cash 个人账户+现金"),
@@ -66,6 +82,14 @@ class PharmacyScreen(FlowScreen):
         self.last_slip: str = ""
         self.pulled = False
         """The card was pulled before paying and the sale was dropped (nothing charged)."""
+        self._quote_key: QuoteKey | None = None
+        """The cart the live split shows (or is being asked for)."""
+        self._quote: Split | str | None = None
+        """Its answer: the host's split, the note saying why there is none, None pending."""
+        self._quoting = False
+        """A live trial is at the host (at most one at a time)."""
+        self._quote_timer: Timer | None = None
+        self._slow_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield StatusBar("Pharmacy 药店收银", id="status")
@@ -109,6 +133,7 @@ class PharmacyScreen(FlowScreen):
         split = self.query_one(SplitPanel)
         split.split = None
         split.total_fen = 0
+        self._forget_quote()
         if not self.carried:
             self.query_one(CartView).show_lines([])
         flow = Checkout(services.card, services.host, services.catalogue, services.config,
@@ -155,9 +180,13 @@ class PharmacyScreen(FlowScreen):
             panel.state = flow.person.card_state or "normal"
         self.query_one(CartView).show_lines(flow.cart.lines)
         split_panel.total_fen = flow.cart.total_fen
-        split_panel.split = flow.split or (flow.trial if flow.state is C.PIN else None)
         split_panel.payer = flow.pay.label
         state = flow.state
+        if state is C.CART:
+            self.live_split(flow)
+        else:
+            self._forget_quote()
+            split_panel.split = flow.split or (flow.trial if state is C.PIN else None)
         if state is C.CART:
             if self.carried:
                 carried, self.carried = self.carried, []
@@ -180,6 +209,100 @@ class PharmacyScreen(FlowScreen):
             self.offer_recovery()
         else:
             self.progress.stop(flow.message)
+
+    # -- the live split ---------------------------------------------------------------------
+    @staticmethod
+    def quote_key(flow: Checkout) -> QuoteKey:
+        return (flow, flow.cart.lines, flow.pay)
+
+    def _forget_quote(self) -> None:
+        for timer in (self._quote_timer, self._slow_timer):
+            if timer is not None:
+                timer.stop()
+        self._quote_timer = self._slow_timer = None
+        self._quote_key, self._quote = None, None
+        panel = self.query_one(SplitPanel)
+        panel.live, panel.note = False, ""
+
+    def live_split(self, flow: Checkout) -> None:
+        """Show the host's split of the cart as it stands (CART): the answer already at
+        hand, else "—" while a live trial is asked for (debounced)."""
+        panel = self.query_one(SplitPanel)
+        if flow.person is None or not flow.cart:
+            self._forget_quote()
+            panel.split = None
+            return
+        key = self.quote_key(flow)
+        if key == self._quote_key and self._quote is not None:
+            self._show_quote()
+            return
+        panel.split, panel.live, panel.note = None, False, ""
+        panel.pending = ASKING
+        if self._quote_timer is not None:
+            self._quote_timer.stop()
+        self._quote_timer = self.set_timer(PREVIEW_DELAY, self._ask_quote)
+
+    def _show_quote(self) -> None:
+        panel = self.query_one(SplitPanel)
+        quote = self._quote
+        panel.pending = ""
+        if isinstance(quote, Split):
+            panel.split, panel.live, panel.note = quote, True, ""
+        else:
+            panel.split, panel.live, panel.note = None, False, quote or ""
+
+    def _ask_quote(self) -> None:
+        """The cart stayed unchanged for :data:`PREVIEW_DELAY`: ask the host (one live trial
+        at a time; a cart changed meanwhile is asked for when the answer is in)."""
+        self._quote_timer = None
+        flow = self.flow
+        if flow is None or flow.state is not C.CART or flow.person is None or not flow.cart:
+            return
+        key = self.quote_key(flow)
+        if self._quoting or (key == self._quote_key and self._quote is not None):
+            return
+        self._quote_key, self._quote, self._quoting = key, None, True
+        if self._slow_timer is not None:
+            self._slow_timer.stop()
+        self._slow_timer = self.set_timer(PREVIEW_SLOW, lambda: self._quote_slow(key))
+        self._run_quote(key)
+
+    def _quote_slow(self, key: QuoteKey) -> None:
+        self._slow_timer = None
+        if self._quoting and key == self._quote_key:
+            self.query_one(SplitPanel).pending = "the host is slow: split when it answers"
+
+    @work(thread=True, group="preview", exit_on_error=False)
+    def _run_quote(self, key: QuoteKey) -> None:
+        flow, lines, pay = key
+        answer: Split | str | None
+        try:
+            answer = flow.preview(pay, lines=lines)
+        except FlowStateError:
+            answer = None  # the sale moved on (F8, card pulled): nothing to show
+        except HostRefused as exc:
+            answer = f"no trial: the host refused ({exc.message})"
+        except HostError:
+            answer = "no trial: the host does not answer (F8 asks again)"
+        except Exception as exc:  # a programming error: a note, never a dialog
+            answer = f"no trial: {type(exc).__name__}: {exc}"
+        self.app.call_from_thread(self._quote_answered, key, answer)
+
+    def _quote_answered(self, key: QuoteKey, answer: Split | str | None) -> None:
+        self._quoting = False
+        if self._slow_timer is not None:
+            self._slow_timer.stop()
+            self._slow_timer = None
+        flow = self.flow
+        if flow is None or key[0] is not flow or flow.state is not C.CART:
+            return
+        if key == self._quote_key and answer is not None:
+            self._quote = answer
+        if self.quote_key(flow) == self._quote_key and self._quote is not None:
+            if not self.busy:
+                self._show_quote()
+        else:
+            self.live_split(flow)  # the cart changed while the host was asked
 
     def _readd(self, lines: list[tuple[str, int]]) -> None:
         flow = self.flow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.reactive import reactive
@@ -11,7 +12,9 @@ from terminal.core.model import Split, yuan
 
 
 class SplitPanel(Widget):
-    """Who pays what for the current cart; ``pending`` while the host is being asked."""
+    """Who pays what for the current cart; ``pending`` while the host is being asked,
+    ``note`` when it could not say (a slow or dead host: the amounts show "—"), ``live``
+    while the split is the host's trial of the cart as it stands (before F8)."""
 
     DEFAULT_CSS = """
     SplitPanel { height: auto; min-height: 9; border: round $secondary; padding: 0 1; }
@@ -21,11 +24,16 @@ class SplitPanel(Widget):
     total_fen: reactive[int] = reactive(0)
     pending: reactive[str] = reactive("", layout=True)
     payer: reactive[str] = reactive("account")
+    note: reactive[str] = reactive("", layout=True)
+    live: reactive[bool] = reactive(False)
 
     def on_mount(self) -> None:
         self.border_title = "Payment 支付"
 
-    def render(self) -> Table:
+    def watch_live(self, live: bool) -> None:
+        self.border_subtitle = "live trial 实时试算" if live else ""
+
+    def render(self) -> RenderableType:
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(justify="right", no_wrap=True)
@@ -47,4 +55,6 @@ class SplitPanel(Widget):
         grid.add_row("payer 支付方式", self.payer)
         if self.pending:
             grid.add_row("", Text(self.pending, style="italic yellow"))
+        if self.note:  # below the amounts, wrapped: the host's reason may be long
+            return Group(grid, Text(self.note, style="italic red"))
         return grid
