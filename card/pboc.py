@@ -21,14 +21,15 @@ a card not yet activated (spec/card.md, seed rule A4) answers 6985. GENERATE AC
 Issuer Authentication Data in the second GENERATE AC, requested by its CDOL2 (tag ``91``,
 the combined form of the EMV Common Core Definitions, so the whole completion is one
 command; on this card ``00 82`` is the SSSE key authentication of spec/card.md §5, so the
-ARPC does not travel in EXTERNAL AUTHENTICATE). CDOL2 data = ``8A`` ARC (2) ‖ the 29 bytes of CDOL1 data ‖ ``91`` = ARPC (8) ‖
-ARC (2). A second GENERATE AC is only accepted after a first one answered ARQC, and asks
-for TC or AAC (P1 40 / 00; ARQC answers 6A86). The ARPC is ARPC method 1, as the host
-computes it (``ledger/bank.py``): ``ARPC = E(SK, ARQC ⊕ (ARC ‖ 00×6))`` under the session
-key of step 2 below (3DES: single DES; SM4: ``E(SK, X ‖ 00×8)`` folded left ⊕ right). The
-card answers TC only when TC was asked, the ARPC verifies and the ARC says approved
-(``"00"``, ``"10"``, ``"11"``, the same in ``8A`` and in ``91``); otherwise AAC. A wrong
-ARPC sets "issuer authentication performed and failed" in the CVR.
+ARPC does not travel in EXTERNAL AUTHENTICATE). CDOL2 data = ``8A`` ARC (2) ‖ the 29
+bytes of CDOL1 data ‖ ``91`` = ARPC (8) ‖ ARC (2). A second GENERATE AC is only accepted
+after a first one answered ARQC, and asks for TC or AAC (P1 40 / 00; ARQC answers 6A86).
+The ARPC is ARPC method 1, as the host computes it (``ledger/bank.py``):
+``ARPC = E(SK, ARQC ⊕ (ARC ‖ 00×6))`` under the session key of step 2 below (3DES:
+single DES; SM4: ``E(SK, X ‖ 00×8)`` folded left ⊕ right). The card answers TC only when
+TC was asked, the ARPC verifies and the ARC says approved (``"00"``, ``"10"``, ``"11"``,
+the same in ``8A`` and in ``91``); otherwise AAC. A wrong ARPC sets "issuer
+authentication performed and failed" in the CVR.
 
 The IAD (9F10) is ``06 DKI(01) CVN(01) 03 CVR(3)`` with the CVR of the Visa/PBOC layout,
 byte 1: b8–7 AC of the second GENERATE AC (00 AAC, 01 TC, 10 not requested), b6–5 AC of

@@ -46,8 +46,7 @@ import hashlib
 import json
 import os
 import threading
-import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol
 
@@ -158,38 +157,35 @@ class MsgidSequence:
     comes from the terminal id the host knows from the sign-in (9001, paasid
     ``institution-terminal``), the counter (00–99) restarts every second. Terminals of one
     institution with different slots can never mint the same msgid; clients of the same
-    institution and slot inside one process share one sequence, so they cannot either. A
-    slot that has used its 100 msgids of a second waits for the next second; if the clock
-    goes back, the sequence carries on from the last second it used (its msgids never
-    repeat).
+    institution and slot inside one process share one sequence, so they cannot either.
+
+    The pairs (second, counter) of a sequence only ever increase, so its msgids never
+    repeat: a slot that has used its 100 msgids of a second goes on with the next second
+    instead of making the caller wait (the time part then runs ahead of the clock, only
+    under a load no counter produces: more than 100 messages a second from one terminal),
+    and if the clock goes back, the sequence carries on from the last second it used.
     """
 
     PER_SECOND = 100
 
     def __init__(self, prefix: str, slot: int,
-                 clock: Any = None, sleep: Any = None) -> None:
+                 clock: Callable[[], datetime] | None = None) -> None:
         if not 0 <= slot <= 99:
             raise ValueError("a msgid slot is 00..99")
         self.prefix = prefix
         self.slot = slot
         self._clock = clock or datetime.now
-        self._sleep = sleep or time.sleep
         self._lock = threading.Lock()
         self._second: datetime | None = None
         self._n = 0
 
     def next(self) -> str:
         with self._lock:
-            while True:
-                now = self._clock().replace(microsecond=0)
-                if self._second is None or now > self._second:
-                    self._second, self._n = now, 0
-                if self._n < self.PER_SECOND:
-                    break
-                if now < self._second:   # the clock went back: move on past the last second
-                    self._second, self._n = self._second + timedelta(seconds=1), 0
-                    break
-                self._sleep(max(0.001, 1.0 - self._clock().microsecond / 1e6))
+            now = self._clock().replace(microsecond=0)
+            if self._second is None or now > self._second:
+                self._second, self._n = now, 0
+            elif self._n >= self.PER_SECOND:
+                self._second, self._n = self._second + timedelta(seconds=1), 0
             n, self._n = self._n, self._n + 1
             return f"{self.prefix}{self._second:%Y%m%d%H%M%S}{self.slot:02d}{n:02d}"
 

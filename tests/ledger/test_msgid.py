@@ -16,18 +16,13 @@ from tests.ledger.helpers import OFFICE, PHARMACY2, World, balances, count_rows,
 
 
 class FrozenClock:
-    """A clock that only moves when told (or when the sequence sleeps)."""
+    """A clock that only moves when told."""
 
     def __init__(self) -> None:
         self.now = datetime(2026, 11, 28, 10, 0, 0, 250_000)
-        self.slept: list[float] = []
 
     def __call__(self) -> datetime:
         return self.now
-
-    def sleep(self, s: float) -> None:
-        self.slept.append(s)
-        self.now += timedelta(seconds=s)
 
 
 def test_terminal_slots() -> None:
@@ -40,26 +35,29 @@ def test_terminal_slots() -> None:
 
 def test_one_hundred_terminals_in_one_second_never_collide() -> None:
     clock = FrozenClock()
-    seqs = [MsgidSequence(OFFICE, slot, clock=clock, sleep=clock.sleep) for slot in range(100)]
+    seqs = [MsgidSequence(OFFICE, slot, clock=clock) for slot in range(100)]
     ids = [s.next() for s in seqs for _ in range(MsgidSequence.PER_SECOND)]
     assert len(set(ids)) == 100 * MsgidSequence.PER_SECOND
     assert all(len(m) == 30 and valid_msgid(m) and m.startswith(OFFICE + "20261128100000")
                for m in ids)
-    assert clock.slept == []                 # 100 per slot and second fit without waiting
-    assert seqs[42].next()[26:] == "4200"    # the 101st of slot 42 waits for the next second
+    # the 101st of slot 42 in that second goes on with the next second, without waiting
+    assert seqs[42].next()[12:] == "202611281000014200"
     assert seqs[42].next()[12:] == "202611281000014201"
-    assert len(clock.slept) == 1 and clock.now.second == 1
+    clock.now += timedelta(seconds=1)        # the clock catches up: no repeat
+    assert seqs[42].next()[12:] == "202611281000014202"
+    clock.now += timedelta(seconds=1)
+    assert seqs[42].next()[12:] == "202611281000024200"
 
 
 def test_the_sequence_never_repeats_when_the_clock_goes_back() -> None:
     clock = FrozenClock()
-    seq = MsgidSequence(OFFICE, 3, clock=clock, sleep=clock.sleep)
+    seq = MsgidSequence(OFFICE, 3, clock=clock)
     seen = {seq.next() for _ in range(60)}
     clock.now -= timedelta(minutes=5)         # NTP step back
     later = [seq.next() for _ in range(100)]
     assert not seen & set(later) and len(set(later)) == 100
-    assert later[-1][12:26] == "20261128100001"   # moved on past the last second used
-    assert clock.slept == []
+    assert later[0][12:] == "202611281000000360"   # carries on from the last one used
+    assert later[-1][12:26] == "20261128100001"   # and past that second when it is full
 
 
 def test_clients_of_one_terminal_in_one_process_share_the_sequence(host: HostService) -> None:

@@ -1,8 +1,8 @@
 """Fixtures for the terminal UI tests: the real stack (virtual reader with the fixture cards,
 the embedded SQLite host, the transaction core) in a temporary data directory.
 
-The fixture cards are enrolled at the host with ``tests.core.hosting.enrol`` (the host has
-no "register an existing card" transaction; see that module).
+The fixture cards are registered at the host under their own numbers with
+``tests.core.hosting.enrol`` (8110, "register a personalised card").
 """
 
 from __future__ import annotations
@@ -54,22 +54,11 @@ class World:
     url: str
     cards: dict[str, Enrolled]
     stacks: list[Stack] = field(default_factory=list)
-    _last_enrol: int = 0
 
     def enrol(self, name: str) -> Enrolled:
-        """Make the host know fixture card ``name`` (opening balance and bank deposit).
-
-        Never twice in the same second: the host clients of one institution number their
-        msgids per second from a random start, so two clients of the same counter within
-        one second could pick the same msgid and the host would refuse the second request.
-        """
-        while int(time.time()) == self._last_enrol:
-            time.sleep(0.02)
-        try:
-            self.cards[name] = enrol(self.url, self.data / "cards" / f"{name}.json",
-                                     balance=OPENING_BALANCE, bank_deposit=BANK_DEPOSIT)
-        finally:
-            self._last_enrol = int(time.time())
+        """Make the host know fixture card ``name`` (opening balance and bank deposit)."""
+        self.cards[name] = enrol(self.url, self.data / "cards" / f"{name}.json",
+                                 balance=OPENING_BALANCE, bank_deposit=BANK_DEPOSIT)
         return self.cards[name]
 
     def stack(self, mode: str = "pharmacy", *, host: str | None = None,

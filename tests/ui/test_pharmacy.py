@@ -446,6 +446,7 @@ async def test_a_dead_host_leaves_the_split_empty_with_a_note(
     assert world.settlements() == []
 
 
+@pytest.mark.slow
 async def test_a_slow_host_never_holds_up_the_cart(world: World, slow_link: SlowLink) -> None:
     """A live trial the host is slow to answer: "—" and a short note while it waits, the
     cart goes on meanwhile, and the split of the cart as it then stands follows."""
@@ -464,4 +465,29 @@ async def test_a_slow_host_never_holds_up_the_cart(world: World, slow_link: Slow
         assert flow is not None and flow.cart.total_fen == 3750
         split = await wait_live(pilot, app, 3750)
         assert (split.account, split.cash) == (3750, 0)
+    assert world.settlements() == []
+
+
+async def test_the_carried_cart_gets_its_live_split_on_the_card_back(world: World) -> None:
+    """The card is pulled before paying and put back: the new sale carries the cart and the
+    split panel shows the host's trial of it again (never a split of the dropped sale)."""
+    stack = world.stack("pharmacy", watch=True)
+    drawer = stack.services.drawer
+    assert drawer is not None
+    app = SscardApp(stack.services, mode="pharmacy")
+    async with app.run_test(size=(100, 32)) as pilot:
+        drawer.insert(FIXTURE_CARD)
+        await wait_text(pilot, "张三", "¥500.00")
+        await add_amoxicillin(pilot, app)
+        first = app.screen.flow
+        await wait_live(pilot, app, 2500)
+        drawer.remove()
+        await wait_text(pilot, "No card")
+        assert split_shown(app).split is None and not split_shown(app).live
+        drawer.insert(FIXTURE_CARD)
+        await wait_until(pilot, lambda: app.screen.flow is not first
+                         and app.screen.flow is not None and len(app.screen.flow.cart) == 1,
+                         what="the cart on the new sale")
+        split = await wait_live(pilot, app, 2500)
+        assert split == host_trial(world, app.screen.flow, "account")
     assert world.settlements() == []

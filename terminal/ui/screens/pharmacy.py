@@ -164,6 +164,7 @@ class PharmacyScreen(FlowScreen):
         panel = self.query_one(CardPanel)
         if self.pulled and flow.finished:
             panel.clear()
+            self._forget_quote()
             self.query_one(SplitPanel).split = None
             kept = " the cart is kept;" if self.carried else ""
             self.progress.stop(f"card removed before paying: nothing was charged;{kept} insert "
@@ -294,15 +295,16 @@ class PharmacyScreen(FlowScreen):
             self._slow_timer.stop()
             self._slow_timer = None
         flow = self.flow
-        if flow is None or key[0] is not flow or flow.state is not C.CART:
-            return
-        if key == self._quote_key and answer is not None:
+        if flow is None or flow.state is not C.CART:
+            return  # back in the cart, flow_settled asks again
+        if key[0] is flow and key == self._quote_key and answer is not None:
             self._quote = answer
+        if self.busy:
+            return  # a step is running: flow_settled shows or asks when it is done
         if self.quote_key(flow) == self._quote_key and self._quote is not None:
-            if not self.busy:
-                self._show_quote()
+            self._show_quote()
         else:
-            self.live_split(flow)  # the cart changed while the host was asked
+            self.live_split(flow)  # the cart (or the sale) changed while the host was asked
 
     def _readd(self, lines: list[tuple[str, int]]) -> None:
         flow = self.flow
