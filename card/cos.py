@@ -43,7 +43,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from apdu import atr as atrmod
 from apdu.command import CommandApdu
@@ -60,6 +60,13 @@ from card.keys import KEY_BY_ID
 log = logging.getLogger(__name__)
 
 Answer = tuple[bytes, int]
+
+
+class _BinaryTarget(NamedTuple):
+    """A transparent EF and the offset a binary command addresses in it."""
+
+    ef: ElementaryFile
+    offset: int
 
 SW_OK = 0x9000
 APP_SSSE = "SSSE"
@@ -336,9 +343,10 @@ class VirtualCard:
         return ef
 
     # -- READ BINARY / READ RECORD (ISO 7816-4 §11.3, spec/card.md §4) ---------------------------
-    def cmd_read_binary(self, cmd: CommandApdu) -> Answer:
-        if cmd.data:
-            return sw(0x6700)
+    def _binary_target(self, cmd: CommandApdu) -> _BinaryTarget | Answer:
+        """The transparent EF and offset of a READ/UPDATE BINARY (ISO 7816-4 §11.3.3):
+        P1 b8=1 names the EF by SFI (b5..b1) with P2 the offset, else P1‖P2 is the offset
+        in the current EF."""
         if cmd.p1 & 0x80:
             if cmd.p1 & 0x60:
                 return sw(0x6A86)
@@ -349,9 +357,17 @@ class VirtualCard:
             offset = (cmd.p1 << 8) | cmd.p2
         if not isinstance(found, ElementaryFile):
             return found
-        ef = found
-        if ef.structure != "transparent":
+        if found.structure != "transparent":
             return sw(0x6981)
+        return _BinaryTarget(found, offset)
+
+    def cmd_read_binary(self, cmd: CommandApdu) -> Answer:
+        if cmd.data:
+            return sw(0x6700)
+        target = self._binary_target(cmd)
+        if not isinstance(target, _BinaryTarget):
+            return target
+        ef, offset = target
         if not self.may(ef.read):
             return sw(0x6982)
         if offset >= ef.size:
@@ -414,19 +430,10 @@ class VirtualCard:
         return sw(0x6982)
 
     def cmd_update_binary(self, cmd: CommandApdu) -> Answer:
-        if cmd.p1 & 0x80:
-            if cmd.p1 & 0x60:
-                return sw(0x6A86)
-            found = self._ef_for(cmd.p1 & 0x1F)
-            offset = cmd.p2
-        else:
-            found = self._ef_for(0)
-            offset = (cmd.p1 << 8) | cmd.p2
-        if not isinstance(found, ElementaryFile):
-            return found
-        ef = found
-        if ef.structure != "transparent":
-            return sw(0x6981)
+        target = self._binary_target(cmd)
+        if not isinstance(target, _BinaryTarget):
+            return target
+        ef, offset = target
         if not cmd.data:
             return sw(0x6700)
         allowed = self._write_allowed(cmd, ef)
