@@ -5,7 +5,8 @@ the host at ``--host`` (``sqlite:///…``, ``postgresql://…`` or ``http://…`
 flow of :mod:`terminal.core` to its end, prints the slip (or ``--json``), and exits
 non-zero with the reason on any failure. The PIN is asked on the terminal without echo, or
 read one per line from standard input with ``--pin-from-stdin`` (a wrong PIN reads the
-next line; end of input cancels the PIN entry).
+next line; end of input cancels the PIN entry). A card whose bank application has its own
+PIN (spec/card.md §1) is asked for it after the PIN, as a second prompt or the next line.
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def _pin_args(p: argparse.ArgumentParser) -> None:
                         "account; cash: all cash; account+bank: account then bank "
                         "(default %(default)s)")
     p.add_argument("--pin-from-stdin", action="store_true",
-                   help="read the PIN from standard input, one per line (for scripts)")
+                   help="read the PIN from standard input, one per line (for scripts); a "
+                        "card with a separate bank PIN reads it from the following line")
     p.add_argument("--bank-fallback", choices=["cancel", "cash"], default="cancel",
                    help="when the bank part is refused: cancel the sale or take cash "
                         "(default %(default)s)")
@@ -138,21 +140,35 @@ def register(subparsers: Any) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def pin_source(from_stdin: bool) -> Callable[[int | None], str | None]:
-    """Ask for the PIN without echo, or read it from standard input (never logged)."""
-    lines: Iterator[str] = iter(sys.stdin) if from_stdin else iter(())
+def pin_source(from_stdin: bool, *, label: str = "PIN",
+               lines: Iterator[str] | None = None) -> Callable[[int | None], str | None]:
+    """Ask for the PIN (``label``) without echo, or read it from standard input, one per
+    line (``lines``: an iterator over standard input shared with another source); never
+    logged."""
+    source: Iterator[str] = iter(())
+    if from_stdin:
+        source = lines if lines is not None else iter(sys.stdin)
 
     def ask(tries: int | None) -> str | None:
         if from_stdin:
-            line = next(lines, None)
+            line = next(source, None)
             return None if line is None else line.strip()
         hint = f" ({tries} tries left)" if tries is not None else ""
         try:
-            return getpass.getpass(f"PIN{hint}: ", stream=sys.stderr)
+            return getpass.getpass(f"{label}{hint}: ", stream=sys.stderr)
         except EOFError:
             return None
 
     return ask
+
+
+def pin_sources(from_stdin: bool) -> tuple[Callable[[int | None], str | None],
+                                           Callable[[int | None], str | None]]:
+    """The PIN source and the bank-PIN source of a separate-PIN card (spec/card.md §1): two
+    prompts, or the next lines of the same standard input."""
+    lines: Iterator[str] | None = iter(sys.stdin) if from_stdin else None
+    return (pin_source(from_stdin, lines=lines),
+            pin_source(from_stdin, label="bank PIN 银行密码", lines=lines))
 
 
 def _open(stack: ExitStack, args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -233,8 +249,9 @@ def run_checkout_cmd(args: argparse.Namespace) -> int:
         card, host, config = _open(stack, args)
         flow = Checkout(card, host, catalogue, config, pay=PayChoice.parse(args.pay))
         flow.subscribe(_progress(args))
-        run_checkout(flow, list(args.items), pin_source(args.pin_from_stdin),
-                     bank_fallback=args.bank_fallback)
+        pin, bank_pin = pin_sources(args.pin_from_stdin)
+        run_checkout(flow, list(args.items), pin, bank_fallback=args.bank_fallback,
+                     bank_pin=bank_pin)
         if flow.state.name == "CARD_PULLED":
             flow.message += " (run again with the card in the reader to finish)"
         return _finish(flow, args)
@@ -300,6 +317,7 @@ def run_discharge_cmd(args: argparse.Namespace) -> int:
         flow = Discharge(card, host, DischargeData(args.mdtrt_id, upload_fees=not args.no_upload),
                          fees, config)
         flow.subscribe(_progress(args))
-        run_discharge(flow, PayChoice.parse(args.pay), pin_source(args.pin_from_stdin),
-                      bank_fallback=args.bank_fallback)
+        pin, bank_pin = pin_sources(args.pin_from_stdin)
+        run_discharge(flow, PayChoice.parse(args.pay), pin, bank_fallback=args.bank_fallback,
+                      bank_pin=bank_pin)
         return _finish(flow, args)

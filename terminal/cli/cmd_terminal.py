@@ -21,6 +21,10 @@ from typing import Any
 from terminal.cli import CliError
 
 MODES = ("pharmacy", "hospital", "counter", "workbench")
+TERMINAL_ID = "02"
+"""The default terminal number of ``sscard terminal`` (``sscard checkout`` uses 01): each
+terminal of an institution has its own, and the host client numbers message ids per
+terminal id (ledger/client.py ``terminal_slot``)."""
 VIRTUAL = "virtual"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_CARDS = REPO_ROOT / "fixtures" / "cards"
@@ -53,6 +57,11 @@ EPILOG = """examples:
   sscard terminal --mode counter                  activation, PIN reset, loss, replacement …
   sscard terminal --mode workbench                APDU console, file tree, traces
   sscard terminal --reader "ACS ACR39U ICC Reader 00 00" --host http://127.0.0.1:8700
+  sscard terminal --host http://127.0.0.1:8700 --terminal-id 03   a second till of the shop
+
+Every terminal of an institution needs its own --terminal-id (default 02, so it never
+shares message ids with `sscard checkout`, default 01): the host numbers each terminal's
+messages apart, and two terminals on one id would collide.
 
 keys: F9 inserts/removes a fixture card in the virtual reader, F10 switches mode,
 Ctrl+T switches the light/dark theme, Ctrl+Q quits. Each screen shows its F-keys at the
@@ -84,6 +93,11 @@ def register(subparsers: Any) -> None:
                         help="colour theme (Ctrl+T switches while running)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="data directory (default: $XDG_DATA_HOME/sscard)")
+    parser.add_argument("--terminal-id", default=TERMINAL_ID, metavar="ID",
+                        help="this terminal's number at its institution (default "
+                             "%(default)s; `sscard checkout` defaults to 01): every terminal "
+                             "of an institution needs its own id, the host's message ids are "
+                             "numbered per terminal id")
     parser.set_defaults(func=run)
 
 
@@ -91,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from terminal.ui.app import SscardApp, data_dir
 
     root = Path(args.data_dir).expanduser() if args.data_dir else data_dir()
-    stack = build_stack(mode=args.mode, reader=args.reader, host=args.host, data_dir=root)
+    stack = build_stack(mode=args.mode, reader=args.reader, host=args.host, data_dir=root,
+                        terminal_id=args.terminal_id)
     try:
         app = SscardApp(stack.services, mode=args.mode, theme=args.theme)
         app.run()
@@ -241,13 +256,15 @@ def register_fixture_holders(store: Any, cards: Path) -> bool:
     return True
 
 
-def connect_host(url: str, institution: tuple[str, str]) -> Any:
+def connect_host(url: str, institution: tuple[str, str], *,
+                 terminal_id: str = TERMINAL_ID) -> Any:
     from terminal.core.adapters import LedgerHost
     from terminal.core.ports import HostError
 
     code, name = institution
     try:
-        return LedgerHost.connect(url, institution_code=code, institution_name=name)
+        return LedgerHost.connect(url, institution_code=code, institution_name=name,
+                                  terminal_id=terminal_id)
     except HostError as exc:
         raise CliError(f"the host at {url} is unreachable or refused the sign-in "
                        f"({exc.message}); start it (`sscard host serve`) or choose another "
@@ -293,12 +310,13 @@ class FixtureDrawer:
 
 def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | None = None,
                 data_dir: Path, clock: Callable[[], Any] | None = None,
-                watch: bool = True) -> Stack:
+                watch: bool = True, terminal_id: str = TERMINAL_ID) -> Stack:
     """Open the reader and the host and build the UI's :class:`TerminalServices`.
 
     ``reader`` is ``virtual`` (the in-process reader with a drawer of fixture cards) or any
     name :func:`terminal.core.readers.open_reader` understands (a PC/SC reader name,
-    ``serial:…``, ``virtual:IMAGE``).
+    ``serial:…``, ``virtual:IMAGE``). ``terminal_id`` is this terminal's number at each
+    institution it signs in as (its own msgid slot, ledger/client.py).
     """
     from reader.errors import ReaderError
     from reader.virtual import PSAM_READER, USER_READER, VirtualTransport
@@ -340,7 +358,7 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
                 psam_conn = None  # no PSAM: the core says so when a card needs one
         if psam_conn is not None:
             stack.closers.append(psam_conn.disconnect)
-        host_port = connect_host(url, (code, name))
+        host_port = connect_host(url, (code, name), terminal_id=terminal_id)
         stack.closers.append(host_port.close)
 
         def present() -> bool:
@@ -361,7 +379,8 @@ def build_stack(*, mode: str = "pharmacy", reader: str = VIRTUAL, host: str | No
                     from terminal.core.adapters import institution_name
 
                     port = LedgerHost.connect(url, institution_code=other,
-                                              institution_name=institution_name(other, AREA))
+                                              institution_name=institution_name(other, AREA),
+                                              terminal_id=terminal_id)
                     hosts[other] = port
                     stack.closers.append(port.close)
                 return hosts[other]

@@ -39,11 +39,34 @@ Input methods
     Named per flow (checkout: ``add_item``, ``set_qty``, ``set_payment``, ``confirm_cart``,
     ``cancel``, ``enter_pin``, ``cancel_pin``, ``pin_timeout``, ``pay_cash_instead``,
     ``card_returned``, ``void``, ``confirm_without_record``, ``retry_reversal``; admission:
-    ``confirm``/``reject``; discharge: ``choose_payment``…; counter: ``provide_id``,
+    ``confirm``/``reject``; discharge: ``choose_payment``, ``enter_pin``…,
+    ``card_returned``, ``confirm_without_record``; counter: ``provide_id``,
     ``enter_pins``). Each is valid only in its states and raises
     :class:`~terminal.core.machine.FlowStateError` otherwise (a programming error, not a
     user error). They are quick except ``enter_pin``, ``enter_pins`` and ``card_returned``,
     which talk to the card: run those in the worker too.
+``Checkout.preview(pay=None, lines=None)``
+    The live trial in CART: the host's 2101 split of the cart as it stands (or of the
+    ``lines`` snapshot) for ``pay``, without leaving CART, touching the flow or announcing
+    an event (a trial moves nothing). It blocks on the host: call it from a worker, as often
+    as the cart changes; it raises the host port's errors (nothing to undo).
+The PIN states
+    ``enter_pin``/``cancel_pin``/``pin_timeout`` serve every state awaiting
+    ``Awaiting.PIN``: the PIN state, and ``BANK_PIN`` (checkout and discharge) where a
+    separate-PIN card's bank application wants its own PIN (spec/card.md §1); the event of
+    ``BANK_PIN`` carries ``pin="bank"`` and ``tries_left`` so a UI labels the prompt "bank
+    PIN". A shared-PIN card is never asked twice.
+Issuer authentication
+    After a settlement with a bank part (checkout 2102, discharge 2304) the automatic state
+    ``COMPLETE`` hands the host's ARPC to the card (second GENERATE AC, spec/card.md §11);
+    a missing ARPC, a card that refuses or declines it, or a card pulled first gets the
+    settlement reversed (checkout ``REVERSE``, discharge ``UNDO``; 2601) and the flow ends
+    in ``FAILED`` with nothing charged.
+Card pulled after the settlement
+    ``CARD_PULLED`` (``Awaiting.CARD_BACK``, checkout and discharge): the settlement stands
+    at the host without its card record; ``card_returned`` (the same card, then the PIN
+    again) finishes it, ``confirm_without_record`` keeps it (the slip says so); a checkout
+    may also ``void`` it when the card surely carries no record.
 ``flow.finished`` / ``flow.failure`` / ``flow.result``
     A finished flow is in a terminal state; ``failure`` (a
     :class:`~terminal.core.machine.Failure`: kind, one-line message saying what happened
@@ -67,5 +90,7 @@ Typical UI loop (in a worker)::
     flow.add_item(code, qty); flow.confirm_cart()
     flow.run_until_input()            # TRIAL → PIN
     flow.enter_pin(pin)               # PIN (wrong: stays in PIN with tries left)
-    flow.run_until_input()            # [BANK_AUTH] SETTLE RECORD SLIP → DONE
+    flow.run_until_input()            # [BANK_AUTH] → BANK_PIN (separate bank PIN) or …
+    flow.enter_pin(bank_pin)          # … only when the event said pin="bank"
+    flow.run_until_input()            # SETTLE [COMPLETE] RECORD SLIP → DONE
 """

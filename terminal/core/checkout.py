@@ -3,10 +3,12 @@
 The sale as a state machine (spec/host.md §2 1101/2101/2102/2103/2601, spec/card.md §7,
 §11)::
 
-    READ_CARD ─▶ IDENTIFY ─▶ CART ─▶ TRIAL ─▶ PIN ─▶ [BANK_AUTH] ─▶ SETTLE ─▶ RECORD ─▶ SLIP ─▶ DONE
+    READ_CARD ─▶ IDENTIFY ─▶ CART ─▶ TRIAL ─▶ PIN ─▶ [BANK_AUTH ⇄ BANK_PIN] ─▶ SETTLE
                                ▲       │       │ wrong PIN: stays in PIN, with the tries left
                                └───────┘       │ third wrong PIN: FAILED (PIN locked, C3)
                         2101 refused
+              SETTLE ─▶ [COMPLETE] ─▶ RECORD ─▶ SLIP ─▶ DONE
+                             │ card refuses the bank's answer: REVERSE (2601) ─▶ FAILED
 
 While in CART, :meth:`Checkout.preview` asks the host for the trial (2101) of the cart as it
 stands without leaving CART (a trial moves nothing at the host): the live split.
@@ -15,7 +17,15 @@ When the card's bank account pays the rest, BANK_AUTH asks the card's bank appli
 an ARQC over that amount (same PIN, C2) and the 2102 carries it, so the medical part and
 the bank part succeed or fail together at the host; a refusal lands in BANK_FAILED, where
 the clerk takes the rest in cash (:meth:`Checkout.pay_cash_instead`, a new trial) or
-cancels: never a half-paid sale.
+cancels: never a half-paid sale. A separate-PIN card's bank application has its own PIN
+(spec/card.md §1): BANK_AUTH asks the card whether it still wants one and waits in BANK_PIN
+for it through the same PIN entry (``enter_pin``; the event data says ``pin="bank"``); a
+shared-PIN card counts the PIN already verified and is never asked twice.
+
+After a 2102 with a bank part, COMPLETE hands the host's ARPC to the card (issuer
+authentication, second GENERATE AC, EMV Book 3 §6.5.5): when the answer carries no ARPC, or
+the card declines it, refuses it or leaves first, the 2102 is reversed (2601, REVERSE) and
+the sale ends in FAILED with nothing charged.
 
 Before SETTLE answers, nothing has moved at the host: any failure (card pulled, PIN locked,
 PIN pad cancel or timeout, host refusal) ends in FAILED/CANCELLED with ``charged = False``.
@@ -95,7 +105,9 @@ class CheckoutState(enum.Enum):
     TRIAL = "trial"
     PIN = "pin"
     BANK_AUTH = "bank_auth"
+    BANK_PIN = "bank_pin"
     SETTLE = "settle"
+    COMPLETE = "complete"
     REVERSE = "reverse"
     REVERSAL_PENDING = "reversal_pending"
     BANK_FAILED = "bank_failed"
@@ -127,8 +139,10 @@ _T: dict[CheckoutState, frozenset[CheckoutState]] = {
     C.TRIAL: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.CART, C.FAILED}),
     C.PIN: frozenset({C.PIN, C.BANK_AUTH, C.SETTLE, C.TRIAL, C.FAILED, C.CANCELLED,
                       C.RECORD, C.SLIP, C.CARD_PULLED}),
-    C.BANK_AUTH: frozenset({C.SETTLE, C.BANK_FAILED, C.FAILED}),
-    C.SETTLE: frozenset({C.RECORD, C.REVERSE, C.FAILED, C.BANK_FAILED}),
+    C.BANK_AUTH: frozenset({C.SETTLE, C.BANK_PIN, C.BANK_FAILED, C.FAILED}),
+    C.BANK_PIN: frozenset({C.BANK_PIN, C.BANK_AUTH, C.BANK_FAILED, C.FAILED, C.CANCELLED}),
+    C.SETTLE: frozenset({C.COMPLETE, C.RECORD, C.REVERSE, C.FAILED, C.BANK_FAILED}),
+    C.COMPLETE: frozenset({C.RECORD, C.REVERSE}),
     C.BANK_FAILED: frozenset({C.TRIAL, C.CANCELLED}),
     C.REVERSE: frozenset({C.FAILED, C.BANK_FAILED, C.VOIDED, C.REVERSAL_PENDING,
                           C.CARD_PULLED}),
@@ -149,6 +163,7 @@ class Checkout(CardFlow[CheckoutState]):
     AWAITING: ClassVar[Mapping[Any, Awaiting]] = {
         C.CART: Awaiting.CART,
         C.PIN: Awaiting.PIN,
+        C.BANK_PIN: Awaiting.PIN,
         C.CARD_PULLED: Awaiting.CARD_BACK,
         C.BANK_FAILED: Awaiting.RECOVERY,
         C.REVERSAL_PENDING: Awaiting.CONFIRM,
@@ -190,6 +205,7 @@ class Checkout(CardFlow[CheckoutState]):
         self._record_sequence: int | None = None
         self._reversal: tuple[str, str] | None = None  # (msgid, infno) awaiting 2601
         self._after_reversal: tuple[CheckoutState, Failure | None, str] | None = None
+        self._arpc: tuple[str, str] | None = None  # the host's (ARPC, ARC) for the bank part
 
     # ================================================================= automatic steps
     def _do_read_card(self) -> None:
@@ -240,9 +256,11 @@ class Checkout(CardFlow[CheckoutState]):
 
     def _do_bank_auth(self) -> None:
         assert self.trial is not None
-        self._authorise_bank(
-            self.card, self.trial.rest, self.clock(), ok=C.SETTLE, recovery=C.BANK_FAILED,
-            failed=C.FAILED)
+        if self._bank_pin_due(self.card, pin_state=C.BANK_PIN, recovery=C.BANK_FAILED,
+                              failed=C.FAILED):
+            self._authorise_bank(
+                self.card, self.trial.rest, self.clock(), ok=C.SETTLE,
+                recovery=C.BANK_FAILED, failed=C.FAILED)
 
     def _do_settle(self) -> None:
         assert self.person is not None
@@ -270,8 +288,32 @@ class Checkout(CardFlow[CheckoutState]):
         self.settle_msgid = reply.msgid
         self.split = Split.from_setlinfo(setl, self.pay.rest)
         s = self.split
-        self._go(C.RECORD, f"settled {self.setl_id}: account {yuan(s.account)}, "
-                 f"{self.pay.rest.value} {yuan(s.rest)}", setl_id=self.setl_id)
+        settled = (f"settled {self.setl_id}: account {yuan(s.account)}, "
+                   f"{self.pay.rest.value} {yuan(s.rest)}")
+        if self.bank_auth is not None:
+            self._arpc = (str(setl.get("arpc") or ""), str(setl.get("arc") or ""))
+            self._go(C.COMPLETE, f"{settled}; the card checks the bank's answer",
+                     setl_id=self.setl_id)
+            return
+        self._go(C.RECORD, settled, setl_id=self.setl_id)
+
+    def _do_complete(self) -> None:
+        """Issuer authentication of the bank part (spec/card.md §11, EMV Book 3 §6.5.5):
+        the card checks the host's ARPC; a card that refuses it, declines or leaves gets
+        the 2102 reversed (2601, REVERSE) so nothing is charged."""
+        assert self._arpc is not None
+        arpc, arc = self._arpc
+        self._arpc = None
+        refusal = self._bank_completion_refusal(self.card, arpc, arc)
+        if not refusal:
+            self._go(C.RECORD, "the card accepted the bank payment (TC)")
+            return
+        self._reversal = (self.settle_msgid, "2102")
+        self._after_reversal = (C.FAILED, Failure(
+            FailureKind.BANK_REFUSED,
+            f"{refusal}; the sale was reversed, nothing charged"), "")
+        self._go(C.REVERSE, f"{refusal}: reversing sale {self.setl_id} (2601)",
+                 omsgid=self.settle_msgid)
 
     def _do_reverse(self) -> None:
         assert self._reversal is not None and self._after_reversal is not None
@@ -429,15 +471,20 @@ class Checkout(CardFlow[CheckoutState]):
 
     def cancel(self) -> None:
         """The clerk abandons the sale before it is settled (nothing was charged)."""
-        self._require(C.CART, C.PIN, C.BANK_FAILED)
+        self._require(C.CART, C.PIN, C.BANK_PIN, C.BANK_FAILED)
         if self._resume:
             raise FlowStateError("checkout: the sale is settled; void it or finish it")
         self._fail(C.CANCELLED, Failure(FailureKind.CANCELLED,
                                         "sale cancelled by the clerk; nothing was charged"))
 
     def enter_pin(self, pin: str) -> None:
-        """The holder typed the PIN (PIN). It goes to the card and is not kept."""
-        self._require(C.PIN)
+        """The holder typed the PIN (PIN), or the bank application's own PIN (BANK_PIN).
+        It goes to the card and is not kept."""
+        self._require(C.PIN, C.BANK_PIN)
+        if self.state is C.BANK_PIN:
+            self._verify_bank_pin(self.card, pin, pin_state=C.BANK_PIN, ok=C.BANK_AUTH,
+                                  recovery=C.BANK_FAILED, failed=C.FAILED)
+            return
         try:
             self.card.verify_pin(pin)
         except PinWrong as exc:
@@ -472,12 +519,12 @@ class Checkout(CardFlow[CheckoutState]):
 
     def cancel_pin(self) -> None:
         """The holder pressed cancel on the PIN pad (driver code −31)."""
-        self._require(C.PIN)
+        self._require(C.PIN, C.BANK_PIN)
         self._pin_abandoned("PIN entry cancelled", PIN_CANCELLED)
 
     def pin_timeout(self) -> None:
         """Nobody typed the PIN in time (driver code −32)."""
-        self._require(C.PIN)
+        self._require(C.PIN, C.BANK_PIN)
         self._pin_abandoned("PIN entry timed out", PIN_TIMED_OUT)
 
     def _pin_abandoned(self, what: str, failure: Failure) -> None:
@@ -787,11 +834,14 @@ class CancelSale(CardFlow[CancelState]):
 # ================================================================= scripted driving
 
 def run_checkout(flow: Checkout, items: list[tuple[str, int]], pin: PinSource,
-                 *, max_pin_tries: int = 3, bank_fallback: str = "cancel") -> Checkout:
+                 *, max_pin_tries: int = 3, bank_fallback: str = "cancel",
+                 bank_pin: PinSource | None = None) -> Checkout:
     """Drive a whole sale without a UI (the scriptable checkout and the benchmark).
 
-    ``pin`` is asked at most ``max_pin_tries`` times. A refused trial ends the flow in
-    FAILED with the host's message. When the bank part fails, ``bank_fallback`` decides:
+    ``pin`` is asked at most ``max_pin_tries`` times; ``bank_pin`` (default: ``pin``) is
+    the source of a separate-PIN card's bank PIN (BANK_PIN), asked as often. A refused
+    trial ends the flow in FAILED with the host's message. When the bank part fails,
+    ``bank_fallback`` decides:
     ``"cash"`` settles with the rest in cash, ``"cancel"`` cancels the sale. A card pulled
     after the settlement, before its record reached the card, voids the sale (2601); when
     the card may carry the record the flow stays in CARD_PULLED for the caller.
@@ -805,12 +855,14 @@ def run_checkout(flow: Checkout, items: list[tuple[str, int]], pin: PinSource,
         if flow.state is C.CART:  # the trial was refused: its message is the reason
             flow._fail(C.FAILED, Failure(FailureKind.HOST_REFUSED, flow.message))
             return flow
-    asked = 0
+    asked = {C.PIN: 0, C.BANK_PIN: 0}
     while True:
-        if flow.state is C.PIN:
-            if not prompt_pin(flow, pin, asked, max_pin_tries):
+        state = flow.state
+        if state in asked:
+            source = (bank_pin or pin) if state is C.BANK_PIN else pin
+            if not prompt_pin(flow, source, asked[state], max_pin_tries):
                 break
-            asked += 1
+            asked[state] += 1
         elif flow.state is C.BANK_FAILED:
             if bank_fallback == "cash":
                 flow.pay_cash_instead()

@@ -25,6 +25,7 @@ from terminal.core.model import (
     yuan,
 )
 from terminal.core.ports import (
+    ARC_APPROVED,
     BankCryptogram,
     CardBlocked,
     CardError,
@@ -39,6 +40,7 @@ from terminal.core.ports import (
     HostUnreachable,
     NoPsam,
     PinLocked,
+    PinWrong,
 )
 
 Clock = Callable[[], datetime]
@@ -232,6 +234,7 @@ class CardFlow(Flow[S]):
     card_info: CardInfo | None = None
     person: Person | None = None
     bank_auth: BankCryptogram | None = None
+    pin_tries_left: int | None = None
     _timeout: HostTimeout | None = None
 
     def _read_card(self, card: CardPort, failed: S) -> CardInfo | None:
@@ -288,6 +291,76 @@ class CardFlow(Flow[S]):
                                 f"({exc.message}):", FailureKind.BANK_REFUSED)
             return
         self._go(ok, f"bank payment of {yuan(amount_fen)} authorised by the card")
+
+    def _bank_pin_due(self, card: CardPort, *, pin_state: S, recovery: S, failed: S) -> bool:
+        """BANK_AUTH, first: does the card's bank application want its own PIN
+        (separate-PIN cards, spec/card.md §1)? A shared-PIN card counts the PIN already
+        verified and is not asked twice: True, authorise now. Otherwise the flow goes to
+        ``pin_state`` (event data ``pin="bank"``, the tries left), to ``recovery`` when that
+        PIN is locked or the bank application fails, or ends in ``failed`` for a pulled
+        card; False."""
+        try:
+            tries = card.bank_pin_tries()
+        except PinLocked:
+            self.pin_tries_left = 0
+            self._bank_recovery(recovery, f"the bank PIN is locked: {PIN_LOCKED_MESSAGE};",
+                                FailureKind.PIN_LOCKED)
+            return False
+        except CardRemovedError as exc:
+            self._fail(failed, card_failure(exc, doing="authorising the bank payment"))
+            return False
+        except CardError as exc:
+            self._bank_recovery(recovery, f"the card's bank application failed "
+                                f"({exc.message}):", FailureKind.BANK_REFUSED)
+            return False
+        if tries is None:
+            return True
+        self.pin_tries_left = tries
+        self._go(pin_state, f"the card's bank account has its own PIN: enter the bank PIN "
+                 f"({tries} tries left)", pin="bank", tries_left=tries)
+        return False
+
+    def _verify_bank_pin(self, card: CardPort, pin: str, *, pin_state: S, ok: S,
+                         recovery: S, failed: S) -> None:
+        """BANK_PIN: the bank application's own PIN goes to the card (never kept). Wrong:
+        stays in ``pin_state`` with the tries left; locked: ``recovery``; right: ``ok``."""
+        try:
+            card.verify_bank_pin(pin)
+        except PinWrong as exc:
+            self.pin_tries_left = exc.tries_left
+            self._go(pin_state, f"wrong bank PIN: {exc.tries_left} "
+                     f"{'try' if exc.tries_left == 1 else 'tries'} left before it locks",
+                     pin="bank", tries_left=exc.tries_left)
+            return
+        except PinLocked:
+            self.pin_tries_left = 0
+            self._bank_recovery(recovery, f"the bank PIN is locked: {PIN_LOCKED_MESSAGE};",
+                                FailureKind.PIN_LOCKED)
+            return
+        except CardError as exc:
+            self._fail(failed, card_failure(exc, doing="checking the bank PIN"))
+            return
+        self.pin_tries_left = None
+        self._go(ok, "bank PIN correct")
+
+    @staticmethod
+    def _bank_completion_refusal(card: CardPort, arpc: str, arc: str) -> str:
+        """Issuer authentication (spec/card.md §11, EMV Book 3 §6.5.5): the host's ARPC to
+        the card. Returns "" when the card accepted it (TC), else why the settled payment
+        must be reversed (no ARPC, the card declined or refused it, or it left)."""
+        if not arpc:
+            return "the host's answer carries no ARPC for the card"
+        try:
+            done = card.complete_bank(arpc, arc or ARC_APPROVED)
+        except CardRemovedError:
+            return "the card was removed before it accepted the host's answer"
+        except CardError as exc:
+            return f"the card could not complete the bank payment ({exc.message})"
+        if done.approved:
+            return ""
+        if done.issuer_authentication_failed:
+            return "the card refused the bank's answer (issuer authentication failed)"
+        return "the card declined the bank payment"
 
     def _settlement_failed(self, exc: HostError, what: str, *, sale: str, recovery: S,
                            failed: S) -> None:

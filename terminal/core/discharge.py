@@ -20,9 +20,9 @@ the PIN state and is not asked twice) and waits in BANK_PIN for it, through the 
 entry (``enter_pin``; the event data says ``pin="bank"``).
 
 After a 2304 with a bank part, COMPLETE gives the host's ARPC to the card (issuer
-authentication, second GENERATE AC, EMV Book 3 §6.5.5) when the card port can
-(:class:`terminal.core.cardio.BankCard`); a card that declines (wrong ARPC) or leaves before
-answering gets the settlement reversed (UNDO, 2601): nothing is charged.
+authentication, second GENERATE AC, EMV Book 3 §6.5.5,
+:meth:`terminal.core.ports.CardPort.complete_bank`); a card that declines (wrong ARPC) or
+leaves before answering gets the settlement reversed (UNDO, 2601): nothing is charged.
 
 RECORD writes the settlement on the card's DF04 EF08 log through the purse purchase, as the
 pharmacy checkout does (:func:`terminal.core.checkout.ef08_record`, spec/card.md §4, §6);
@@ -45,11 +45,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from terminal.core.cardio import BankCard
 from terminal.core.checkout import RecordState, ef08_record
 from terminal.core.common import (
     PIN_CANCELLED,
-    PIN_LOCKED_MESSAGE,
     PIN_TIMED_OUT,
     CardFlow,
     Clock,
@@ -77,7 +75,6 @@ from terminal.core.ports import (
     HostPort,
     HostRefused,
     HostTimeout,
-    PinLocked,
     PinWrong,
     TxKind,
     TxRecord,
@@ -244,29 +241,11 @@ class Discharge(CardFlow[DischargeState]):
 
     def _do_bank_auth(self) -> None:
         assert self.trial is not None
-        card = self.card
-        if isinstance(card, BankCard):
-            try:
-                tries = card.bank_pin_tries()
-            except PinLocked:
-                self._bank_recovery(D.BANK_FAILED, f"the bank PIN is locked: "
-                                    f"{PIN_LOCKED_MESSAGE};", FailureKind.PIN_LOCKED)
-                return
-            except CardRemovedError as exc:
-                self._fail(D.FAILED, card_failure(exc, doing="authorising the bank payment"))
-                return
-            except CardError as exc:
-                self._bank_recovery(D.BANK_FAILED, f"the card's bank application failed "
-                                    f"({exc.message}):", FailureKind.BANK_REFUSED)
-                return
-            if tries is not None:
-                self.pin_tries_left = tries
-                self._go(D.BANK_PIN, f"the card's bank account has its own PIN: enter the "
-                         f"bank PIN ({tries} tries left)", pin="bank", tries_left=tries)
-                return
-        self._authorise_bank(
-            self.card, self.trial.rest, self.clock(), ok=D.DISCHARGE, recovery=D.BANK_FAILED,
-            failed=D.FAILED)
+        if self._bank_pin_due(self.card, pin_state=D.BANK_PIN, recovery=D.BANK_FAILED,
+                              failed=D.FAILED):
+            self._authorise_bank(
+                self.card, self.trial.rest, self.clock(), ok=D.DISCHARGE,
+                recovery=D.BANK_FAILED, failed=D.FAILED)
 
     def _do_discharge(self) -> None:
         assert self.person is not None
@@ -295,7 +274,7 @@ class Discharge(CardFlow[DischargeState]):
         self.setl_id = str(setl.get("setl_id", ""))
         self.settle_msgid = reply.msgid
         self.split = Split.from_setlinfo(setl, self.pay.rest)
-        if self.bank_auth is not None and isinstance(self.card, BankCard):
+        if self.bank_auth is not None:
             self._arpc = (str(setl.get("arpc") or ""), str(setl.get("arc") or "3030"))
             self._go(D.COMPLETE, f"settled {self.setl_id}; the card checks the host's answer",
                      setl_id=self.setl_id)
@@ -304,24 +283,12 @@ class Discharge(CardFlow[DischargeState]):
 
     def _do_complete(self) -> None:
         """Issuer authentication: the host's ARPC to the card (EMV Book 3 §6.5.5)."""
-        assert self._arpc is not None and isinstance(self.card, BankCard)
+        assert self._arpc is not None
         arpc, arc = self._arpc
         self._arpc = None
-        if not arpc:
-            self._undo("the host's answer carries no ARPC for the card")
-            return
-        try:
-            done = self.card.complete_bank(arpc, arc)
-        except CardRemovedError:
-            self._undo("the card was removed before it accepted the host's answer")
-            return
-        except CardError as exc:
-            self._undo(f"the card could not complete the bank payment ({exc.message})")
-            return
-        if not done.approved:
-            self._undo("the card refused the host's answer (issuer authentication failed)"
-                       if done.issuer_authentication_failed
-                       else "the card declined the bank payment")
+        refusal = self._bank_completion_refusal(self.card, arpc, arc)
+        if refusal:
+            self._undo(refusal)
             return
         self._go(D.RECORD, "the card accepted the bank payment (TC)")
 
@@ -447,24 +414,8 @@ class Discharge(CardFlow[DischargeState]):
 
     def _enter_bank_pin(self, pin: str) -> None:
         """BANK_PIN: the separate bank PIN goes to the card's bank application."""
-        assert isinstance(self.card, BankCard)
-        try:
-            self.card.verify_bank_pin(pin)
-        except PinWrong as exc:
-            self.pin_tries_left = exc.tries_left
-            self._go(D.BANK_PIN, f"wrong bank PIN: {exc.tries_left} tries left before it "
-                     "locks", pin="bank", tries_left=exc.tries_left)
-            return
-        except PinLocked:
-            self.pin_tries_left = 0
-            self._bank_recovery(D.BANK_FAILED, f"the bank PIN is locked: {PIN_LOCKED_MESSAGE};",
-                                FailureKind.PIN_LOCKED)
-            return
-        except CardError as exc:
-            self._fail(D.FAILED, card_failure(exc, doing="checking the bank PIN"))
-            return
-        self.pin_tries_left = None
-        self._go(D.BANK_AUTH, "bank PIN correct")
+        self._verify_bank_pin(self.card, pin, pin_state=D.BANK_PIN, ok=D.BANK_AUTH,
+                              recovery=D.BANK_FAILED, failed=D.FAILED)
 
     def cancel_pin(self) -> None:
         self._require(D.PIN, D.BANK_PIN)

@@ -7,8 +7,10 @@ report is one of the typed errors below, so a flow can decide what to do with ea
 
 Card side (spec/card.md §5, §7, §10, §11): reading the card basics includes proving the card
 genuine with the PSAM (INTERNAL AUTHENTICATE); a PIN is verified against the one shared
-PIN (seed rule C2, spec/card.md §1 "shared" mode); the bank application produces an ARQC for
-an amount; DF04 EF08 holds the medical transaction log (spec/card.md §4).
+PIN (seed rule C2, spec/card.md §1 "shared" mode), or, on a separate-PIN card, the bank
+application has its own PIN; the bank application produces an ARQC for an amount and checks
+the issuer's ARPC in return (issuer authentication, §11); DF04 EF08 holds the medical
+transaction log (spec/card.md §4).
 
 Host side (spec/host.md §1, §2): a transaction is an ``infno`` with an ``input`` object; the
 host answers an ``output`` object or refuses with a message; a timeout leaves the outcome
@@ -285,6 +287,28 @@ def _same_second(a: datetime, b: datetime) -> bool:
 
 # --------------------------------------------------------------------------- the ports
 
+ARC_APPROVED = "3030"
+"""The authorisation response code of an approval (EMV Book 3 §6.5.5)."""
+
+
+class BankCompletionAnswer(Protocol):
+    """The card's answer to the host's ARPC (second GENERATE AC, spec/card.md §11)."""
+
+    @property
+    def approved(self) -> bool:
+        """True when the card answered TC."""
+
+    @property
+    def issuer_authentication_failed(self) -> bool:
+        """The ARPC did not verify on the card."""
+
+    @property
+    def atc(self) -> str: ...
+
+    @property
+    def cryptogram(self) -> str: ...
+
+
 
 @runtime_checkable
 class CardPort(Protocol):
@@ -320,6 +344,20 @@ class CardPort(Protocol):
 
     def bank_cryptogram(self, amount_fen: int, when: datetime) -> BankCryptogram:
         """Select the bank application and GENERATE AC (ARQC) for ``amount_fen`` (§11)."""
+
+    def bank_pin_tries(self) -> int | None:
+        """Select the bank application and ask whether it still wants a PIN (VERIFY with
+        no data, §1, §7): None for a shared-PIN card whose PIN was verified, else the tries
+        left of the bank application's own PIN; raises :class:`PinLocked` when it is locked."""
+
+    def verify_bank_pin(self, pin: str) -> None:
+        """VERIFY the bank application's own PIN (separate-PIN cards, §1); raises
+        :class:`PinWrong`, :class:`PinLocked` or :class:`PinRuleBroken`."""
+
+    def complete_bank(self, arpc: str, arc: str = ARC_APPROVED) -> BankCompletionAnswer:
+        """Issuer authentication after :meth:`bank_cryptogram`: the host's ARPC (and ARC)
+        in the second GENERATE AC (§11, EMV Book 3 §6.5.5); the card answers TC (approved)
+        only for the right ARPC of an approval."""
 
     def supports_transaction_log(self) -> bool:
         """True when DF04 EF08 can be written on this card."""

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping
@@ -19,8 +20,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from terminal.core.cardio import BankCompletion, BankPinRequired
 from terminal.core.model import fen, yuan
 from terminal.core.ports import (
+    ARC_APPROVED,
     BankCryptogram,
     CardFault,
     CardInfo,
@@ -44,6 +47,12 @@ CARD_NUMBER = "X00000019"
 PIN = "123456"
 
 
+def fake_arpc(arqc: str, arc: str = ARC_APPROVED) -> str:
+    """The fake issuer's ARPC for ``arqc`` (stands in for the issuer key of
+    ledger/bank.py: only :class:`FakeHost` and :class:`FakeCard` know it)."""
+    return hashlib.sha256(f"fake-issuer:{arqc.upper()}:{arc}".encode()).hexdigest()[:16].upper()
+
+
 def card_info(number: str = CARD_NUMBER) -> CardInfo:
     return CardInfo(
         area_code="370800", ssn="370802198101011116", card_number=number,
@@ -56,7 +65,8 @@ class FakeCard:
     """A card in a reader, as the flows see it through :class:`CardPort`."""
 
     def __init__(self, *, number: str = CARD_NUMBER, pin: str = PIN, max_tries: int = 3,
-                 genuine: bool = True, supports_log: bool = True) -> None:
+                 genuine: bool = True, supports_log: bool = True,
+                 bank_pin: str | None = None, bank_max_tries: int = 6) -> None:
         self.info = card_info(number)
         self._pin = pin
         self.max_tries = max_tries
@@ -71,6 +81,13 @@ class FakeCard:
         self.pins_seen = 0
         self.atc = 0
         self.photo = b"\xff\xd8\xff\xe0fakejpeg"
+        # the bank application (spec/card.md §1, §11): None = shares the SSSE PIN
+        self._bank_pin = bank_pin
+        self.bank_max_tries = bank_max_tries
+        self.bank_tries_left = bank_max_tries
+        self.bank_verified = False
+        self._open_arqc: str | None = None  # the ARQC awaiting the issuer's answer
+        self.completions: list[BankCompletion] = []
 
     # -- test control
     def fault(self, op: str, *actions: str) -> None:
@@ -79,10 +96,14 @@ class FakeCard:
     def pull(self) -> None:
         self.inserted = False
         self.verified = False
+        self.bank_verified = False
+        self._open_arqc = None
 
     def insert(self) -> None:
         self.inserted = True
         self.verified = False
+        self.bank_verified = False
+        self._open_arqc = None
 
     def _enter(self, op: str) -> str | None:
         self.calls.append(op)
@@ -109,6 +130,8 @@ class FakeCard:
     def read_basics(self) -> CardInfo:
         a = self._enter("read_basics")
         self.verified = False
+        self.bank_verified = False
+        self._open_arqc = None
         if not self.genuine:
             raise CardNotGenuine("internal authentication failed")
         self._leave(a)
@@ -164,10 +187,81 @@ class FakeCard:
             raise PinLocked()
         if not self.verified:
             raise CardFault("6982 security status not satisfied", -27010)
+        if self._bank_pin is not None and not self.bank_verified:
+            if self.bank_tries_left == 0:
+                raise PinLocked()
+            raise BankPinRequired(self.bank_tries_left)
         self.atc += 1
         answer = self._cryptogram(amount_fen, when)
+        self._open_arqc = answer.arqc
         self._leave(a)
         return answer
+
+    def bank_pin_tries(self) -> int | None:
+        """None for a shared-PIN card once its PIN was verified (spec/card.md §1)."""
+        a = self._enter("bank_pin_tries")
+        self._leave(a)
+        if self._bank_pin is None:
+            if self.tries_left == 0:
+                raise PinLocked()
+            return None if self.verified else self.tries_left
+        if self.bank_tries_left == 0:
+            raise PinLocked()
+        return None if self.bank_verified else self.bank_tries_left
+
+    def verify_bank_pin(self, pin: str) -> None:
+        a = self._enter("verify_bank_pin")
+        self.pins_seen += 1
+        if self._bank_pin is None:  # the shared PIN
+            self.verify_pin(pin)
+            self._leave(a)
+            return
+        if self.bank_tries_left == 0:
+            raise PinLocked()
+        if pin != self._bank_pin:
+            self.bank_tries_left -= 1
+            self._leave(a)
+            if self.bank_tries_left == 0:
+                raise PinLocked()
+            raise PinWrong(self.bank_tries_left)
+        self.bank_tries_left = self.bank_max_tries
+        self.bank_verified = True
+        self._leave(a)
+
+    def complete_bank(self, arpc: str, arc: str = ARC_APPROVED) -> BankCompletion:
+        """Second GENERATE AC: TC only for the issuer's ARPC of an approval over the open
+        ARQC; a forged or absent ARPC gets AAC (issuer authentication failed)."""
+        a = self._enter("complete_bank")
+        if self._open_arqc is None:
+            raise CardFault("6985 conditions of use not satisfied (no ARQC open)", -27003)
+        arqc, self._open_arqc = self._open_arqc, None
+        authentic = bool(arpc) and arpc.upper() == self._issuer_arpc(arqc, arc)
+        self.atc += 1
+        done = BankCompletion(approved=authentic and arc == ARC_APPROVED,
+                              issuer_authentication_failed=not authentic,
+                              atc=f"{self.atc:04X}",
+                              cryptogram=hashlib.sha256(f"{arqc}{arpc}".encode())
+                              .hexdigest()[:16].upper())
+        self.completions.append(done)
+        self._leave(a)
+        return done
+
+    def _issuer_arpc(self, arqc: str, arc: str) -> str:
+        """The ARPC this card's issuer would answer for ``arqc``: the fake issuer, or the
+        real one (ledger/bank.py) for a card with host-issued numbers and keys."""
+        cardinfo = getattr(self, "cardinfo", None)
+        if not isinstance(cardinfo, Mapping) or "algorithm" not in cardinfo:
+            return fake_arpc(arqc, arc)
+        from ledger import bank
+        from ledger.policy import load_policy
+        from terminal.core.adapters import POLICY_DIR
+
+        alg = 3 if cardinfo["algorithm"] == "SM4" else 1
+        area = str(cardinfo["card_sn"])[:6]
+        root = load_policy(POLICY_DIR / f"{area}.toml").banks[cardinfo["bank"]].root_ac[alg]
+        mk = bank.card_key(root, alg, area, cardinfo["pan"], int(cardinfo["pan_seq"]))
+        atc = self.atc
+        return bank.arpc(mk, atc, bytes.fromhex(arqc), alg, bytes.fromhex(arc)).hex().upper()
 
     def _cryptogram(self, amount_fen: int, when: datetime) -> BankCryptogram:
         """The bank application's answer once the PIN gate passed (ATC already counted)."""
@@ -429,13 +523,16 @@ class FakeHost:
             setl_id = f"S{next(self._seq):06d}"
             self.balance[psn] -= account
             self.bank[psn] -= bank
-        out = {"setlinfo": {
+        out: dict[str, Any] = {"setlinfo": {
             "setl_id": setl_id, "mdtrt_id": d.get("mdtrt_id", f"MD{setl_id}"),
             "medfee_sumamt": yuan(total), "fund_pay_sumamt": yuan(fund),
             "hifp_pay": yuan(fund), "psn_part_amt": yuan(psn_part),
             "acct_pay": yuan(account), "psn_cash_pay": yuan(rest),
             "balc": yuan(self.balance[psn] - (0 if final else account)),
         }}
+        if bank:  # the issuer's answer for the card (spec/card.md §11)
+            arqc = str(d["bank_auth"]["arqc"])
+            out["setlinfo"].update(arpc=fake_arpc(arqc), arc=ARC_APPROVED)
         if final:
             self.applied[msgid] = Posting(msgid, infno, psn, account=account, bank=bank,
                                           cash=rest - bank, fund=fund, setl_id=setl_id,

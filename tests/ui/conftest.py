@@ -180,6 +180,29 @@ async def wait_text(pilot: Pilot[Any], *needles: str, timeout: float = 15.0) -> 
     return screen_text(pilot.app)
 
 
+async def settle(pilot: Pilot[Any], *, timeout: float = 15.0) -> None:
+    """Bring the app to a state a snapshot can rely on, whatever the machine's speed.
+
+    Text cursors stop blinking (shown steadily: a blink phase depends on the wall clock since
+    the last key), every worker has finished (their ``call_from_thread`` updates are applied
+    before they finish), and scheduled animations and the refresh that follows have run.
+    Long-running workers (the card monitor) must not be running: build the app with
+    ``watch_cards=False``.
+    """
+    from textual.widgets import Input, TextArea
+
+    app = pilot.app
+    for screen in app.screen_stack:
+        for editor in screen.query(Input):
+            editor.cursor_blink = False
+        for area in screen.query(TextArea):
+            area.cursor_blink = False
+    await wait_until(pilot, lambda: all(w.is_finished for w in app.workers), timeout=timeout,
+                     what="the workers to finish")
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
 async def type_text(pilot: Pilot[Any], text: str) -> None:
     for ch in text:
         await pilot.press(ch)

@@ -13,7 +13,8 @@ from terminal.ui.screens.counter import OPERATIONS
 from terminal.ui.widgets.card_panel import CardPanel
 from terminal.ui.widgets.pinpad import PinPad
 from terminal.ui.widgets.split import SplitPanel
-from tests.ui.conftest import FIXTURE_CARD, World, type_text, wait_text, wait_until
+from terminal.ui.widgets.workbench import ApduConsole
+from tests.ui.conftest import FIXTURE_CARD, World, settle, type_text, wait_text, wait_until
 
 
 def pharmacy_app(world: World, theme: str = "dark") -> SscardApp:
@@ -41,7 +42,7 @@ async def fill_cart(pilot: Any) -> None:
                      and panel.split.total == app.screen.flow.cart.total_fen,
                      what="the live split of the cart")
     app.screen.query_one("#search", Input).blur()
-    await pilot.pause(0.2)
+    await settle(pilot)
 
 
 def test_pharmacy_cart_80x24(snap_compare: Any, world: World) -> None:
@@ -60,7 +61,7 @@ def test_pharmacy_pin_pad_80x24(snap_compare: Any, world: World) -> None:
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, PinPad), what="PIN pad")
         await wait_text(pilot, "tries left")
         await type_text(pilot, "246")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(pharmacy_app(world), terminal_size=(80, 24), run_before=run_before)
 
@@ -74,7 +75,7 @@ def test_hospital_identity_check_100x32(snap_compare: Any, world: World) -> None
     async def run_before(pilot: Any) -> None:
         await pilot.press("f6")
         await wait_text(pilot, "Compare the patient", "1980-01-01")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(100, 32), run_before=run_before)
 
@@ -89,7 +90,7 @@ def test_counter_pin_unlock_form_80x24(snap_compare: Any, world: World) -> None:
         ops = screen.query_one("#counter-ops", OptionList)
         ops.focus()
         ops.highlighted = [op.key for op in OPERATIONS].index("unlock_pin")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
@@ -110,7 +111,7 @@ def test_workbench_file_tree_100x30(snap_compare: Any, world: World) -> None:
         tree.move_cursor(node)
         await pilot.press("enter")
         await wait_text(pilot, "J00000017")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
 
@@ -138,7 +139,9 @@ def test_workbench_console_80x24(snap_compare: Any, world: World) -> None:
             await pilot.press("enter")
             await wait_until(pilot, lambda c=command: bool(bench.history)
                              and bench.history[-1].command.hex().upper() == c, what=command)
-        await pilot.pause(0.2)
+        console = pilot.app.screen.query_one(ApduConsole)
+        await wait_until(pilot, lambda: len(console.exchanges) == 3, what="three console rows")
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
@@ -152,6 +155,6 @@ def test_hospital_admission_80x24(snap_compare: Any, world: World) -> None:
     async def run_before(pilot: Any) -> None:
         await pilot.press("f6")
         await wait_text(pilot, "Compare the patient", "1980-01-01")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

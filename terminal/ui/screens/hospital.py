@@ -29,7 +29,7 @@ from terminal.core.ports import CatalogueItem
 from terminal.ui.messages import CardInserted, CardRemoved, CartQtyDelta
 from terminal.ui.screens.base import FlowScreen, Progress
 from terminal.ui.screens.dialogs import ChooseDialog
-from terminal.ui.screens.pharmacy import PAYMENTS
+from terminal.ui.screens.pharmacy import BANK_PIN_TITLE, PAYMENTS
 from terminal.ui.widgets.cart import CartView, parse_query
 from terminal.ui.widgets.identity import IdentityPanel
 from terminal.ui.widgets.pinpad import PinPad
@@ -179,7 +179,7 @@ class HospitalScreen(FlowScreen):
             self.progress.stop("The patient chooses how to pay the self-pay part 选择支付方式",
                                "idle")
             self.ask_payment_choice()
-        elif flow.state is D.PIN:
+        elif flow.state in (D.PIN, D.BANK_PIN):
             self.ask_pin(flow)
         elif flow.state is D.DONE and flow.result is not None:
             result = flow.result
@@ -228,23 +228,38 @@ class HospitalScreen(FlowScreen):
         self.app.push_screen(ChooseDialog(title, PAYMENTS, current=self.pay.label), chosen)
 
     def ask_pin(self, flow: Discharge) -> None:
+        """The PIN pad for the PIN, or for the bank application's own PIN (BANK_PIN,
+        separate-PIN cards: spec/card.md §1)."""
+        asked = flow.state
+        bank = asked is D.BANK_PIN
         total = flow.trial.total - flow.trial.fund if flow.trial else 0
-        problem = flow.message if flow.message.startswith("wrong PIN") else ""
-        self.progress.stop("waiting for the PIN 等待输入密码", "idle")
+        if bank and flow.trial is not None:
+            total = flow.trial.rest
+        problem = flow.message if flow.message.startswith(("wrong PIN", "wrong bank PIN")) else ""
+        self.progress.stop("waiting for the bank PIN 等待输入银行密码" if bank
+                           else "waiting for the PIN 等待输入密码", "idle")
 
         def entered(pin: str | None) -> None:
             current = self.flow
-            if not isinstance(current, Discharge) or current.state is not D.PIN:
+            if not isinstance(current, Discharge) or current.state is not asked:
                 return
             if pin is None:
                 self.drive(current.cancel_pin, "cancelling")
             else:
                 self.drive(lambda: current.enter_pin(pin), "checking the PIN 验证密码")
 
-        self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
-                                    problem=problem), entered)
+        if bank:
+            self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
+                                        problem=problem, title=BANK_PIN_TITLE,
+                                        detail="bank PIN 银行密码"), entered)
+        else:
+            self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
+                                        problem=problem), entered)
 
     def offer_recovery(self, flow: Discharge) -> None:
+        if flow.state is D.CARD_PULLED:
+            self.offer_card_back(flow)
+            return
         if flow.state is not D.BANK_FAILED:
             return
 
@@ -262,9 +277,33 @@ class HospitalScreen(FlowScreen):
             ("cancel", "stop: nothing was charged 放弃结算"),
         ]), chosen)
 
+    def offer_card_back(self, flow: Discharge) -> None:
+        """CARD_PULLED: the settlement stands at the host, its card record is missing: the
+        same card again (it is read back when inserted) or keep it without the record."""
+
+        def chosen(choice: str | None) -> None:
+            current = self.flow
+            if not isinstance(current, Discharge) or current.state is not D.CARD_PULLED:
+                return
+            if choice == "keep":
+                self.drive(current.confirm_without_record, "finishing the settlement")
+            elif choice == "retry":
+                self.drive(current.card_returned, "reading the card again")
+
+        self.app.push_screen(ChooseDialog(flow.message, [
+            ("wait", "insert the card again 重新插卡"),
+            ("retry", "the card is back: read it 已插卡，重新读卡"),
+            ("keep", "keep the settlement without the card record 不写卡完成"),
+        ]), chosen)
+
     # -- card events ----------------------------------------------------------------------
     def on_card_inserted(self, message: CardInserted) -> None:
         flow = self.flow
+        if isinstance(flow, Discharge) and flow.state is D.CARD_PULLED and not self.busy:
+            if isinstance(self.app.screen, ChooseDialog):
+                self.app.screen.dismiss(None)
+            self.drive(flow.card_returned, "reading the card again")
+            return
         if self.tab == "tab-admission" and (flow is None or flow.finished):
             self.start_admission()
 

@@ -47,6 +47,8 @@ PREVIEW_DELAY = 0.3
 PREVIEW_SLOW = 2.0
 """Seconds after which an unanswered live trial is reported as slow."""
 ASKING = "asking the host… 试算中"
+BANK_PIN_TITLE = "Enter the bank PIN 请输入银行密码"
+"""The PIN pad's title for a separate-PIN card's bank PIN (spec/card.md §1)."""
 
 QuoteKey = tuple[Checkout, tuple[CartLine, ...], PayChoice]
 """What a live trial quotes: the sale, its cart lines and the payment."""
@@ -187,7 +189,8 @@ class PharmacyScreen(FlowScreen):
             self.live_split(flow)
         else:
             self._forget_quote()
-            split_panel.split = flow.split or (flow.trial if state is C.PIN else None)
+            split_panel.split = flow.split or (
+                flow.trial if state in (C.PIN, C.BANK_PIN) else None)
         if state is C.CART:
             if self.carried:
                 carried, self.carried = self.carried, []
@@ -199,7 +202,7 @@ class PharmacyScreen(FlowScreen):
             else:
                 self.progress.stop("Add items (F2 search), then F8 to pay 添加药品后按F8结算",
                                    "idle")
-        elif state is C.PIN:
+        elif state in (C.PIN, C.BANK_PIN):
             self.ask_pin()
         elif state is C.DONE:
             self.sale_done()
@@ -361,15 +364,20 @@ class PharmacyScreen(FlowScreen):
 
     # -- PIN ------------------------------------------------------------------------------
     def ask_pin(self) -> None:
+        """The PIN pad for the PIN, or for the bank application's own PIN (BANK_PIN,
+        separate-PIN cards: spec/card.md §1)."""
         flow = self.flow
         assert flow is not None
+        asked = flow.state
+        bank = asked is C.BANK_PIN
         total = flow.trial.total if flow.trial else flow.cart.total_fen
-        problem = flow.message if flow.message.startswith("wrong PIN") else ""
-        self.progress.stop("waiting for the PIN 等待输入密码", "idle")
+        problem = flow.message if flow.message.startswith(("wrong PIN", "wrong bank PIN")) else ""
+        self.progress.stop("waiting for the bank PIN 等待输入银行密码" if bank
+                           else "waiting for the PIN 等待输入密码", "idle")
 
         def entered(pin: str | None) -> None:
             current = self.flow
-            if current is None or current.state is not C.PIN or self.pulled:
+            if current is None or current.state is not asked or self.pulled:
                 return
             if pin is None:
                 self.drive(current.cancel_pin, "cancelling")
@@ -383,10 +391,14 @@ class PharmacyScreen(FlowScreen):
         if t is not None:
             detail = (f"统筹 ¥{yuan(t.fund)}  账户 ¥{yuan(t.account)}  "
                       f"{'银行卡' if t.bank else '现金'} ¥{yuan(t.rest)}")
+        if bank and t is not None:
+            total = t.rest
+            detail = f"bank PIN 银行密码 · 银行卡 bank ¥{yuan(t.rest)}"
         settled = bool(flow.setl_id)
+        title = BANK_PIN_TITLE if bank else "Enter PIN 请输入密码"
         self.app.push_screen(PinPad(amount=yuan(total), tries_left=flow.pin_tries_left,
-                                    problem=problem, detail=detail,
-                                    allow_payment_change=not settled), entered)
+                                    problem=problem, detail=detail, title=title,
+                                    allow_payment_change=not settled and not bank), entered)
 
     # -- recovery after settlement -------------------------------------------------------
     def offer_recovery(self) -> None:
@@ -438,7 +450,7 @@ class PharmacyScreen(FlowScreen):
             self.query_one(CardPanel).clear()
             self.progress.stop("Insert a card to start a sale 请插卡")
             return
-        if flow.state is C.CART or (flow.state is C.PIN and not flow.setl_id):
+        if flow.state is C.CART or (flow.state in (C.PIN, C.BANK_PIN) and not flow.setl_id):
             self.carried = [(ln.item.code, ln.qty) for ln in flow.cart.lines]
             self.pulled = True
             if isinstance(self.app.screen, PinPad):
@@ -598,7 +610,7 @@ class PharmacyScreen(FlowScreen):
             return
         flow = self.flow
         self.carried = []
-        if flow is not None and flow.state in (C.CART, C.PIN):
+        if flow is not None and flow.state in (C.CART, C.PIN, C.BANK_PIN):
             self.drive(flow.cancel, "cancelling the sale")
             return
         self.new_sale()
