@@ -33,7 +33,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, TypeVar
 
 from apdu import atr as atrmod
 from apdu import codec, tlv
@@ -103,18 +103,6 @@ class BankCompletion:
     """The ARPC did not verify (CVR of the IAD 9F10, card/pboc.py)."""
     atc: str
     cryptogram: str
-
-
-@runtime_checkable
-class BankCard(Protocol):
-    """What a card port offers beyond :class:`~terminal.core.ports.CardPort` for the bank
-    part: the bank application's own PIN and issuer authentication."""
-
-    def bank_pin_tries(self) -> int | None: ...
-
-    def verify_bank_pin(self, pin: str) -> None: ...
-
-    def complete_bank(self, arpc: str, arc: str = ARC_APPROVED) -> BankCompletion: ...
 
 
 def status_error(sw: int, what: str) -> CardError:
