@@ -163,7 +163,7 @@ def host_server(world: World) -> Iterator[HostServer]:
         hs.stop()
 
 
-async def wait_until(pilot: Pilot[Any], check: Callable[[], bool], *, timeout: float = 15.0,
+async def wait_until(pilot: Pilot[Any], check: Callable[[], bool], *, timeout: float = 30.0,
                      what: str = "") -> None:
     """Let the app run until ``check()`` holds (bounded; workers finish in their own time)."""
     deadline = time.monotonic() + timeout
@@ -173,7 +173,7 @@ async def wait_until(pilot: Pilot[Any], check: Callable[[], bool], *, timeout: f
         await pilot.pause(0.05)
 
 
-async def wait_text(pilot: Pilot[Any], *needles: str, timeout: float = 15.0) -> str:
+async def wait_text(pilot: Pilot[Any], *needles: str, timeout: float = 30.0) -> str:
     """Wait until the screen shows every one of ``needles``; returns the screen text."""
     await wait_until(pilot, lambda: all(n in screen_text(pilot.app) for n in needles),
                      timeout=timeout, what=" and ".join(repr(n) for n in needles))
