@@ -1,7 +1,7 @@
 """The card-reading suite, run over the in-process reader and over pcscd + vpcd.
 
 Every test drives the driver façade (spec/card.md §10) against the fixture cards of
-``fixtures/cards`` (card/ engineer's cast) and the area PSAM, either in-process
+``fixtures/cards`` and the area PSAM, either in-process
 (``VirtualTransport``) or served to the real pcscd through vpcd (T=0 cards, slot 0 = user
 card, slot 1 = PSAM) and read back through pyscard.
 """
