@@ -50,7 +50,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from terminal.core.common import (
     PIN_CANCELLED,
@@ -330,31 +330,7 @@ class Checkout(CardFlow[CheckoutState]):
         self._finish_reversal()
 
     def _do_record(self) -> None:
-        try:
-            supported = self.card.supports_transaction_log()
-        except CardRemovedError:
-            self._pulled("before its record was written on the card")
-            return
-        except CardError as exc:
-            self._refused(exc)
-            return
-        if not supported:
-            self.record_state = RecordState.UNSUPPORTED
-            self._go(C.SLIP, "this card keeps no transaction log")
-            return
-        try:
-            self.card.append_transaction(self._record(TxKind.SETTLEMENT))
-        except CardRemovedError as exc:
-            self.record_state = (
-                RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
-            self._record_sequence = exc.record_sequence
-            self._pulled("while its record was being written on the card")
-            return
-        except CardError as exc:
-            self._refused(exc)
-            return
-        self.record_state = RecordState.WRITTEN
-        self._go(C.SLIP, "recorded on the card")
+        write_card_record(self, self._record(TxKind.SETTLEMENT), C.SLIP)
 
     def _do_void(self) -> None:
         try:
@@ -829,6 +805,50 @@ class CancelSale(CardFlow[CancelState]):
         except CardError as exc:
             self.message = f"refund not recorded on the card: {exc.message}"
         self._go(K.DONE, f"sale {self.sale.setl_id} cancelled")
+
+
+class _RecordingFlow(Protocol):
+    """What :func:`write_card_record` needs of a settling flow (checkout, discharge)."""
+
+    card: CardPort
+    record_state: RecordState
+    _record_sequence: int | None
+
+    def _go(self, new: Any, message: str = "", **data: Any) -> None: ...
+
+    def _pulled(self, when: str) -> None: ...
+
+    def _refused(self, exc: CardError) -> None: ...
+
+
+def write_card_record(flow: _RecordingFlow, record: TxRecord, slip: Any) -> None:
+    """Append a settlement record to the card's DF04 EF08 log (spec/card.md §4, §6), then go
+    to ``slip``; a card pulled during the write leaves ``record_state`` saying whether the
+    record may already be on the card, so it is read back before any retry, never doubled."""
+    try:
+        supported = flow.card.supports_transaction_log()
+    except CardRemovedError:
+        flow._pulled("before its record was written on the card")
+        return
+    except CardError as exc:
+        flow._refused(exc)
+        return
+    if not supported:
+        flow.record_state = RecordState.UNSUPPORTED
+        flow._go(slip, "this card keeps no transaction log")
+        return
+    try:
+        flow.card.append_transaction(record)
+    except CardRemovedError as exc:
+        flow.record_state = RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN
+        flow._record_sequence = exc.record_sequence
+        flow._pulled("while its record was being written on the card")
+        return
+    except CardError as exc:
+        flow._refused(exc)
+        return
+    flow.record_state = RecordState.WRITTEN
+    flow._go(slip, "recorded on the card")
 
 
 # ================================================================= scripted driving

@@ -45,7 +45,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from terminal.core.checkout import RecordState, ef08_record
+from terminal.core.checkout import RecordState, ef08_record, write_card_record
 from terminal.core.common import (
     PIN_CANCELLED,
     PIN_TIMED_OUT,
@@ -317,31 +317,7 @@ class Discharge(CardFlow[DischargeState]):
         if not self._pin_ok:
             self._go(D.SLIP, "not recorded on the card: the holder entered no PIN")
             return
-        try:
-            supported = self.card.supports_transaction_log()
-        except CardRemovedError:
-            self._pulled("before its record was written on the card")
-            return
-        except CardError as exc:
-            self._refused(exc)
-            return
-        if not supported:
-            self.record_state = RecordState.UNSUPPORTED
-            self._go(D.SLIP, "this card keeps no transaction log")
-            return
-        try:
-            self.card.append_transaction(self._record())
-        except CardRemovedError as exc:
-            self.record_state = (
-                RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN)
-            self._record_sequence = exc.record_sequence
-            self._pulled("while its record was being written on the card")
-            return
-        except CardError as exc:
-            self._refused(exc)
-            return
-        self.record_state = RecordState.WRITTEN
-        self._go(D.SLIP, "recorded on the card")
+        write_card_record(self, self._record(), D.SLIP)
 
     def _do_reverse(self) -> None:
         assert self._timeout is not None and self.person is not None
