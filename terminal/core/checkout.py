@@ -522,16 +522,7 @@ class Checkout(CardFlow[CheckoutState]):
     def card_returned(self) -> None:
         """The pulled card is back (CARD_PULLED): check it is the same card and finish."""
         self._require(C.CARD_PULLED)
-        assert self.card_info is not None
-        try:
-            info = self.card.read_basics()
-        except CardError as exc:
-            self._go(C.CARD_PULLED, f"card not readable ({exc.message}): insert card "
-                     f"{self.card_info.masked_number}")
-            return
-        if info.card_number != self.card_info.card_number:
-            self._go(C.CARD_PULLED, f"that is another card ({info.masked_number}): insert card "
-                     f"{self.card_info.masked_number}", failure=FailureKind.WRONG_CARD.value)
+        if not self._same_card_back(self.card, C.CARD_PULLED):
             return
         self._resume = True
         self._go(C.PIN, "card back: the holder enters the PIN again so the sale can be "

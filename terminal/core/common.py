@@ -226,6 +226,22 @@ class CardFlow(Flow[S]):
     in that event's data.
     """
 
+    def _same_card_back(self, card: CardPort, pulled: Any) -> bool:
+        """A pulled card came back: True when it is the same card; otherwise stay in
+        ``pulled`` saying which card to insert."""
+        assert self.card_info is not None
+        try:
+            info = card.read_basics()
+        except CardError as exc:
+            self._go(pulled, f"card not readable ({exc.message}): insert card "
+                     f"{self.card_info.masked_number}")
+            return False
+        if info.card_number != self.card_info.card_number:
+            self._go(pulled, f"that is another card ({info.masked_number}): insert card "
+                     f"{self.card_info.masked_number}", failure=FailureKind.WRONG_CARD.value)
+            return False
+        return True
+
     BANK_OR_ELSE: ClassVar[str] = "cancel the sale"
     TAG_BANK_FAILURES: ClassVar[bool] = False
 

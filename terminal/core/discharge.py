@@ -415,16 +415,7 @@ class Discharge(CardFlow[DischargeState]):
         """The pulled card is back (CARD_PULLED): check it is the same card, then the PIN
         again (DF04 needs it) to finish the record."""
         self._require(D.CARD_PULLED)
-        assert self.card_info is not None
-        try:
-            info = self.card.read_basics()
-        except CardError as exc:
-            self._go(D.CARD_PULLED, f"card not readable ({exc.message}): insert card "
-                     f"{self.card_info.masked_number}")
-            return
-        if info.card_number != self.card_info.card_number:
-            self._go(D.CARD_PULLED, f"that is another card ({info.masked_number}): insert card "
-                     f"{self.card_info.masked_number}", failure=FailureKind.WRONG_CARD.value)
+        if not self._same_card_back(self.card, D.CARD_PULLED):
             return
         self._resume = True
         self._pin_ok = False

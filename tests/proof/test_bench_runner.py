@@ -11,6 +11,7 @@ import pytest
 
 import bench.__main__ as runner
 from bench import report
+from tests.support import require
 
 SERIAL_LIKE = {
     "read_seconds": {"median": 0.40, "p99": 0.41, "min": 0.39},
@@ -89,7 +90,7 @@ def test_plots_of_a_run(tmp_path: Path) -> None:
                                                                      for i in range(50)]}]}}
     doc = {"figures": [f.to_dict() for f in report.figures("serial", SERIAL_LIKE)]}
     if not plots.available():
-        pytest.skip("matplotlib (the optional 'bench' extra) is not installed")
+        require("matplotlib", "install the bench extra: .venv/bin/pip install -e '.[bench]'")
     written = plots.draw(doc, raw, tmp_path)
     assert sorted(p.name for p in written) == ["latency_city.png", "ratios.png",
                                                "throughput.png"]

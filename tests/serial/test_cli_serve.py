@@ -16,7 +16,6 @@ pytestmark = pytest.mark.timeout(60)
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "cards" / "wang-wu.json"
 
 
-@pytest.mark.skipif(not FIXTURE.exists(), reason="fixture card wang-wu.json not generated")
 @pytest.mark.parametrize("where", ["rfc2217://127.0.0.1:0", "pty"])
 def test_cli_serves_a_card_image_on_a_serial_line(where: str, tmp_path: Path) -> None:
     image = tmp_path / "card.json"
