@@ -59,7 +59,8 @@ from ledger.client import drug_line  # noqa: E402
 from ledger.populate import holder, populate  # noqa: E402
 from ledger.service import HostService, initialize  # noqa: E402
 from ledger.store import open_store  # noqa: E402
-from ledger.store.base import Store  # noqa: E402
+from ledger.store.base import Store, available_migrations  # noqa: E402
+from ledger.store.sqlite import PAGE_SIZE  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "ledger.json"
 CACHE = ROOT / "var" / "bench"
@@ -143,8 +144,10 @@ def _settle_run(db: str, cards: int, n: int, seed: int) -> tuple[float, list[flo
 
 
 def _bare_run(path: Path, rows: int, n: int) -> float:
-    """Bare transactions writing ``rows`` rows each, same durability as the host's store."""
+    """Bare transactions writing ``rows`` rows each, same durability as the host's store
+    (and the same page size)."""
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE IF NOT EXISTS bare (id TEXT PRIMARY KEY, payload TEXT)")
@@ -161,7 +164,8 @@ def _bare_run(path: Path, rows: int, n: int) -> float:
 
 
 def _prepared_sqlite(cards: int, cache: bool) -> str:
-    path = CACHE / f"ledger-{cards}.db"
+    version = max(v for v, _, _ in available_migrations("sqlite"))
+    path = CACHE / f"ledger-v{version}-p{PAGE_SIZE}-{cards}.db"
     if cache and path.exists():
         return f"sqlite:///{path}"
     CACHE.mkdir(parents=True, exist_ok=True)

@@ -30,14 +30,16 @@ The PostgreSQL back end is written so the same SQL runs on CockroachDB and Yugab
 * statements use only portable SQL (``INSERT … ON CONFLICT … DO NOTHING/UPDATE``,
   ``COALESCE``, ``CASE``, scalar subqueries); ``COPY`` is used only by the bulk
   ``populate``; no server-side function holds business logic (the split stays in Python);
-* round trips: the connection is in autocommit mode and each transaction sends its own
-  ``BEGIN ISOLATION LEVEL SERIALIZABLE`` and ``COMMIT``, pipelined (extended query
-  protocol, prepared statements) with its statements: ``BEGIN``, the msgid claim and the
-  first read share one round trip, the deferred writes the next, ``COMMIT`` the last. A
-  failing statement aborts the rest of its pipeline, the transaction is rolled back and,
-  if the failure is transient, retried. Both engines accept explicit ``BEGIN`` with an
-  isolation level and pipelined extended-protocol messages (this was checked here
-  against PostgreSQL only).
+* few statements: the connection is in autocommit mode and each transaction sends its own
+  ``BEGIN ISOLATION LEVEL SERIALIZABLE`` and ``COMMIT`` (extended query protocol, prepared
+  statements). The msgid claim travels as a ``WITH`` part of the transaction's first
+  query, and the writes deferred until the next query or the commit travel as one
+  statement of data-modifying ``WITH`` parts whose row counts come back together; a run
+  never modifies one table twice unless every part on it is a plain ``INSERT`` (so no row
+  is changed twice in one statement — CockroachDB refuses exactly the other cases). A
+  pharmacy settlement is four statements. Fewer statements rather than pipelining: with
+  many terminals the host is bound by CPU, and a statement costs the Python client more
+  CPU than a round trip costs time.
 
 What those engines need beyond that:
 

@@ -30,6 +30,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ledger import books
 from ledger.errors import AuthError, BadRequest, HostError, MsgidConflict, NotFound, Refused
 from ledger.policy import Policy, load_policies, policy_from_text
@@ -56,12 +58,25 @@ def _load_handlers() -> None:
     from ledger import lifecycle, queries, settle  # noqa: F401
 
 
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
 def digest(env: Mapping[str, Any]) -> str:
-    """The idempotency fingerprint of a request: what it asks, not when or by which session."""
+    """The idempotency fingerprint of a request: what it asks, not when or by which session.
+
+    The fingerprint is the SHA-256 of compact, key-sorted UTF-8 JSON written by orjson
+    (for strings, integers and booleans, byte for byte what ``json.dumps(sort_keys=True,
+    ensure_ascii=False, separators=(",", ":"))`` writes), or by :mod:`json` for what
+    orjson cannot encode (integers beyond 64 bits)."""
     core = {k: env.get(k) for k in ("infno", "fixmedins_code", "mdtrtarea_admvs",
                                     "insuplc_admdvs", "input")}
-    raw = json.dumps(core, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()
+    try:
+        raw = orjson.dumps(core, option=orjson.OPT_SORT_KEYS)
+    except TypeError:   # orjson.JSONEncodeError
+        raw = json.dumps(core, sort_keys=True, ensure_ascii=False,
+                         separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()
 
 
 class HostService:
@@ -156,7 +171,7 @@ class HostService:
                 self.reload()
             if isinstance(request, bytes | str):
                 try:
-                    request = json.loads(request)
+                    request = json.loads(request, parse_constant=_no_constant)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise BadRequest(f"the request body is not valid JSON: {exc}") from None
             if not isinstance(request, Mapping):
@@ -221,8 +236,7 @@ class HostService:
                     raise
                 answer = self._ok(env.msgid, env.inf_time, now, output, ts=ctx.ts)
                 tx.defer("INSERT INTO answers (msgid, response) VALUES (?, ?)",
-                         (env.msgid,
-                          json.dumps(answer, ensure_ascii=False, separators=(",", ":"))))
+                         (env.msgid, orjson.dumps(answer).decode()))
                 return answer, "fresh"
 
             try:

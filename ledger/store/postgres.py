@@ -13,7 +13,6 @@ that schema (``search_path``), which is how the tests isolate each other.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -28,16 +27,6 @@ from ledger.store.base import Claimed, Retry, Row, Store, Tx
 
 T = TypeVar("T")
 
-class _QuietRetries(logging.Filter):
-    """psycopg warns when a pipeline ends in an error; here that error (a serialization
-    failure) is expected and the transaction is retried, so the warning is noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "pipeline aborted" not in record.getMessage()
-
-
-logging.getLogger("psycopg").addFilter(_QuietRetries())
-
 _RETRYABLE = (pgerr.SerializationFailure, pgerr.DeadlockDetected, pgerr.UniqueViolation)
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -48,115 +37,173 @@ def _pg(sql: str) -> str:
 
 _BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 _Deferred = tuple[str, Sequence[Any], Callable[[Tx], None] | None]
+_TARGET_RE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
+
+
+def _target(sql: str) -> tuple[str, str]:
+    """(verb, table) of a write statement: ``("INSERT", "entries")``."""
+    m = _TARGET_RE.match(sql)
+    if m is None:
+        raise ValueError(f"not a single-table write statement: {sql[:60]!r}")
+    return m.group(1).split()[0].upper(), m.group(2).lower()
+
+
+def _groups(batch: list[_Deferred]) -> list[list[_Deferred]]:
+    """Split deferred writes into runs that may travel as one statement.
+
+    All parts of one statement see the same snapshot, so a run never holds two writes to
+    the same table unless both are plain INSERTs (new rows): an UPDATE after another write
+    to its table (the same account posted twice in one transaction, say) starts a new run.
+    """
+    out: list[list[_Deferred]] = []
+    seen: dict[str, bool] = {}      # table -> only INSERTs so far in this run
+    for item in batch:
+        verb, table = _target(item[0])
+        only_inserts = seen.get(table)
+        if out and (only_inserts is None or (only_inserts and verb == "INSERT")):
+            out[-1].append(item)
+        else:
+            out.append([item])
+            seen = {}
+        seen[table] = seen.get(table, True) and verb == "INSERT"
+    return out
+
+
+def _combined(group: list[_Deferred]) -> tuple[str, list[Any]]:
+    """One statement for a run of writes: each a data-modifying ``WITH`` part returning one
+    row per row it changed; the statement answers every part's row count."""
+    parts = [f"w{i} AS ({sql} RETURNING 1)" for i, (sql, _, _) in enumerate(group)]
+    counts = ", ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(group)))
+    params = [v for _, p, _ in group for v in p]
+    return f"WITH {', '.join(parts)} SELECT {counts}", params
 
 
 class PostgresTx(Tx):
-    """A transaction on an autocommit connection whose ``BEGIN``/``COMMIT`` it sends itself,
-    so they travel in the same pipeline (psycopg pipeline mode) as the statements around
-    them. Deferred writes, the msgid claim and ``BEGIN`` go out together with the next
-    statement that needs an answer, or with ``COMMIT``. A pharmacy settlement (2102) costs
-    three round trips: ``BEGIN`` + msgid claim + card/holder/balance read; the guarded
-    balance update + journal, settlement and answer inserts; ``COMMIT`` (sent apart because
-    the guarded update's row count must be checked before committing)."""
+    """A transaction on an autocommit connection that sends its own ``BEGIN`` (at the first
+    statement) and ``COMMIT``.
+
+    Statements are few rather than pipelined: with many terminals the host is bound by CPU,
+    and each statement costs the client far more CPU than a round trip costs time. Deferred
+    writes go out together as one statement (:func:`_combined`) just before the next read,
+    or before ``COMMIT``; the msgid claim (whose unique violation means a duplicate) goes
+    out with the transaction's first query when no write comes before it. A pharmacy
+    settlement (2102) is four statements: ``BEGIN``; the claim with the card, holder and
+    balance read; the balance update with the journal, settlement and answer inserts;
+    ``COMMIT``."""
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         self.conn = conn
-        self.deferred: list[_Deferred] = [(_BEGIN, (), None)]
-        self._claim_at: int | None = None
+        self.cur = conn.cursor()
+        self.begun = False
+        self.deferred: list[_Deferred] = []
+        self._claim: tuple[str, Sequence[Any], Callable[[Tx], None]] | None = None
+
+    def _begin(self) -> None:
+        if not self.begun:
+            self.cur.execute(_BEGIN)
+            self.begun = True
 
     def defer(self, sql: str, params: Sequence[Any] = (),
               check: Callable[[Tx], None] | None = None) -> None:
+        _target(sql)                       # refuse at once what cannot be deferred
         self.deferred.append((_pg(sql), params, check))
 
     def claim(self, sql: str, params: Sequence[Any], missing: Callable[[Tx], None]) -> None:
-        self._claim_at = len(self.deferred)
-        self.deferred.append((_pg(sql), params, missing))
-
-    def _send(self, sql: str | None = None, params: Sequence[Any] = (), *,
-              commit: bool = False) -> psycopg.Cursor[Any] | None:
-        """Send the deferred statements, then ``sql`` (whose cursor is returned), then
-        ``COMMIT`` if asked, in one pipeline (one round trip). A deferred write with a
-        check is verified before ``COMMIT`` is sent (a separate round trip then)."""
-        batch, self.deferred = self.deferred, []
-        claim_at, self._claim_at = self._claim_at, None
-        if commit and sql is None and len(batch) == 1 and batch[0][0] is _BEGIN:
-            return None         # the transaction sent nothing: nothing to begin or commit
-        if not batch:
-            if sql is not None:
-                return self.conn.execute(sql, params, prepare=True)
-            if commit:
-                self.conn.execute("COMMIT")
-            return None
-        checked = any(check is not None for _, _, check in batch)
-        conn = self.conn
-        cur = None
-        curs: list[psycopg.Cursor[Any]] = []
-        try:
-            with conn.pipeline():
-                for q, p, _ in batch:
-                    curs.append(conn.execute(q, p, prepare=q is not _BEGIN))
-                if sql is not None:
-                    cur = conn.execute(sql, params, prepare=True)
-                if commit and not checked:
-                    conn.execute("COMMIT")
-        except pgerr.UniqueViolation:
-            if claim_at is not None and (claim_at >= len(curs)
-                                         or curs[claim_at].pgresult is None):
-                raise Claimed() from None   # the claim itself failed: the msgid is taken
-            raise
-        if checked:
-            for c, (_, _, check) in zip(curs, batch, strict=True):
-                if check is not None and c.rowcount != 1:
-                    check(self)
-            if commit:
-                conn.execute("COMMIT")
-        return cur
-
-    def flush(self) -> None:
-        self._send()
+        self.flush()
+        self._claim = (_pg(sql), params, missing)
 
     def settle_claim(self) -> None:
-        if self._claim_at is None:
+        if self._claim is None:
             return
-        upto = self._claim_at + 1
-        self.deferred, rest = self.deferred[:upto], self.deferred[upto:]
-        self._send()
-        self.deferred = rest
+        sql, params, missing = self._claim
+        self._claim = None
+        self._begin()
+        try:
+            n = self.cur.execute(sql, params, prepare=True).rowcount
+        except pgerr.UniqueViolation:
+            raise Claimed() from None       # the msgid is taken
+        if n == 0:
+            missing(self)
+
+    def flush(self) -> None:
+        """Send the claim, then the deferred writes (a run of them as one statement)."""
+        self.settle_claim()
+        batch, self.deferred = self.deferred, []
+        if not batch:
+            return
+        self._begin()
+        for group in _groups(batch):
+            if len(group) == 1:
+                sql, params, check = group[0]
+                counts = [self.cur.execute(sql, params, prepare=True).rowcount]
+            else:
+                sql, flat = _combined(group)
+                row = self.cur.execute(sql, flat, prepare=True).fetchone()
+                assert row is not None
+                counts = [int(n) for n in row]
+            for n, (_, _, check) in zip(counts, group, strict=True):
+                if check is not None and n != 1:
+                    check(self)
 
     def commit(self) -> None:
-        self._send(commit=True)
+        self.flush()
+        if self.begun:
+            self.cur.execute("COMMIT")
+
+    def _send(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+        self.flush()
+        self._begin()
+        return self.cur.execute(sql, params, prepare=True)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        cur = self._send(_pg(sql), params)
-        assert cur is not None
-        return int(cur.rowcount)
+        return int(self._send(_pg(sql), params).rowcount)
 
     def insert_new(self, sql: str, params: Sequence[Any] = ()) -> bool | None:
         self.flush()
+        self._begin()
         try:
-            n = self.conn.execute(_pg(sql), params, prepare=True).rowcount
+            n = self.cur.execute(_pg(sql), params, prepare=True).rowcount
         except pgerr.UniqueViolation:
             return False
         return True if n else None
 
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """Run a query; a pending msgid claim travels with it (one statement: the claim
+        as a ``WITH`` part, its row count as the first column of every answer row)."""
+        if self._claim is None or self.deferred:
+            return list(self._send(sql, params).fetchall())
+        claim, cparams, missing = self._claim
+        self._claim = None
+        self._begin()
+        both = (f"WITH claim AS ({claim} RETURNING 1) SELECT (SELECT count(*) FROM claim), "
+                f"q.* FROM (SELECT 1) AS one LEFT JOIN (SELECT true AS found, s.* FROM "
+                f"({sql}) AS s) AS q ON true")
+        try:
+            rows = self.cur.execute(both, [*cparams, *params], prepare=True).fetchall()
+        except pgerr.UniqueViolation as exc:
+            if exc.diag.table_name == "requests":
+                raise Claimed() from None   # the msgid is taken
+            raise
+        if not rows or int(rows[0][0]) == 0:
+            missing(self)
+        return [tuple(r[2:]) for r in rows if r[1]]
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        cur = self._send(_pg(sql), params)
-        assert cur is not None
-        row: Row | None = cur.fetchone()
-        return row
+        rows = self._query(_pg(sql), params)
+        return rows[0] if rows else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cur = self._send(_pg(sql), params)
-        assert cur is not None
-        return list(cur.fetchall())
+        return self._query(_pg(sql), params)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.flush()
+        self._begin()
         with self.conn.cursor() as cur:
             cur.executemany(_pg(sql), list(rows))
 
     def load(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.flush()
+        self._begin()
         with self.conn.cursor() as cur, cur.copy(
                 f"COPY {table} ({', '.join(columns)}) FROM STDIN") as cp:
             for r in rows:
@@ -204,7 +251,7 @@ class PostgresStore(Store):
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if conn is None or conn.closed:
             # autocommit: each transaction sends its own BEGIN ISOLATION LEVEL SERIALIZABLE
-            # and COMMIT, pipelined with its statements (PostgresTx)
+            # and COMMIT (PostgresTx)
             conn = self.connect(autocommit=True)
             self._local.conn = conn
             with self._lock:

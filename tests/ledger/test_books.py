@@ -83,3 +83,27 @@ def test_unconstrained_accounts_sum_postings(host: HostService) -> None:
     store.run(lambda tx: books.post(tx, _entry("E9", [(books.fund("370800"), -70),
                                                       (books.clearing("P37080000001"), 70)])))
     assert store.run(lambda tx: books.balance(tx, books.fund("370800"))) == -70
+
+
+def test_entries_posted_together_all_take_effect(store: Store) -> None:
+    """Several entries posted in one transaction, two of them on the same guarded account:
+    both balance changes count (the PostgreSQL store sends deferred writes as one
+    statement, which must never update the same row twice), and the second is checked
+    against the balance the first left."""
+    _setup(store)
+
+    def two(tx: Tx) -> None:
+        books.post(tx, _entry("E2", [(books.medical("P1"), -300), (books.clearing("X"), 300)]))
+        books.post(tx, _entry("E3", [(books.medical("P1"), -200), (books.clearing("X"), 200)]))
+    store.run(two)
+    assert store.run(lambda tx: books.balance(tx, books.medical("P1"))) == 500
+    assert store.run(books.verify) == []
+
+    def too_much(tx: Tx) -> None:
+        books.post(tx, _entry("E4", [(books.medical("P1"), -400), (books.clearing("X"), 400)]))
+        books.post(tx, _entry("E5", [(books.medical("P1"), -101), (books.clearing("X"), 101)]))
+    with pytest.raises(InsufficientFunds, match=r"holds 1.00 yuan, 1.01 yuan needed"):
+        store.run(too_much)
+    assert store.run(lambda tx: books.balance(tx, books.medical("P1"))) == 500
+    assert store.run(lambda tx: tx.one("SELECT COUNT(*) FROM entries WHERE entry_id IN "
+                                       "('E4', 'E5')"))[0] == 0

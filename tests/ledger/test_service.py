@@ -3,12 +3,15 @@ sign-in (spec/host.md §1, §4)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ledger.service import HostService
+from ledger.service import HostService, digest
 from tests.ledger.helpers import (
     AMOXICILLIN,
     OFFICE,
@@ -35,6 +38,7 @@ def _settle_input(w: World, h: Any, amount_items: int = 2) -> dict[str, Any]:
 BAD_ENVELOPES = [
     (b"{not json", "not valid JSON"),
     (b"[1, 2]", "must be a JSON object"),
+    (b'{"infno": "2102", "input": {"x": NaN}}', "NaN is not a JSON number"),
     ({"infno": "2102"}, "request.msgid is missing"),
 ]
 
@@ -142,3 +146,24 @@ def test_internal_errors_never_escape(world: World, monkeypatch: pytest.MonkeyPa
                                  sign_no=world.office.sign_no))
     assert r["infcode"] == -1 and r["err_msg"].startswith("internal error (reference")
     assert "Traceback" not in r["err_msg"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.text(),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(), kids, max_size=4),
+    max_leaves=12)
+
+
+@given(st.dictionaries(st.sampled_from(["infno", "fixmedins_code", "mdtrtarea_admvs",
+                                         "insuplc_admdvs", "input", "msgid", "inf_time"]),
+                       json_values))
+def test_digest_is_the_sorted_compact_json_of_what_is_asked(env: dict[str, Any]) -> None:
+    core = {k: env.get(k) for k in ("infno", "fixmedins_code", "mdtrtarea_admvs",
+                                    "insuplc_admdvs", "input")}
+    canonical = json.dumps(core, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert digest(env) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def test_digest_of_integers_beyond_64_bits() -> None:
+    env = {"infno": "2102", "input": {"x": 10**30}}
+    assert digest(env) != digest({"infno": "2102", "input": {"x": 10**30 + 1}})
