@@ -10,9 +10,8 @@ object; raising a :class:`~ledger.errors.HostError` rolls everything back.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -37,18 +36,18 @@ class Ctx:
     inst: dict[str, Any]
     paasid: str = "inproc"
     opter_type: str = "1"
+    ts: str = field(init=False)
+    """``now`` as the envelope writes times: ``yyyy-MM-dd HH:mm:ss``."""
+    day: str = field(init=False)
+    """The business day of ``now``: ``yyyy-MM-dd``."""
+    iso: str = field(init=False)
+    """``now`` in ISO 8601 with its offset (stored timestamps)."""
 
-    @cached_property
-    def day(self) -> str:
-        return self.ts[:10]
-
-    @cached_property
-    def ts(self) -> str:
-        return self.now.strftime("%Y-%m-%d %H:%M:%S")
-
-    @cached_property
-    def iso(self) -> str:
-        return self.now.isoformat()
+    def __post_init__(self) -> None:
+        n = self.now
+        self.day = f"{n.year:04d}-{n.month:02d}-{n.day:02d}"
+        self.ts = f"{self.day} {n.hour:02d}:{n.minute:02d}:{n.second:02d}"
+        self.iso = n.isoformat()
 
 
 Handler = Callable[[Ctx, Tx, Any], dict[str, Any]]
