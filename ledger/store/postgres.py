@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pgerr
+from psycopg import pq
 
 from ledger.errors import BadRequest
 from ledger.store.base import Claimed, Retry, Row, Store, Tx
@@ -35,7 +36,7 @@ def _pg(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-_BEGIN = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+_BEGIN = b"BEGIN ISOLATION LEVEL SERIALIZABLE"
 _Deferred = tuple[str, Sequence[Any], Callable[[Tx], None] | None]
 _TARGET_RE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 
@@ -100,8 +101,19 @@ class PostgresTx(Tx):
 
     def _begin(self) -> None:
         if not self.begun:
-            self.cur.execute(_BEGIN)
+            self._command(_BEGIN)
             self.begun = True
+
+    def _command(self, sql: bytes) -> None:
+        """``BEGIN``/``COMMIT`` straight through libpq: nothing to adapt or prepare, and a
+        third of the client CPU of a cursor's execute."""
+        pgconn = self.conn.pgconn
+        res = pgconn.exec_(sql)
+        if res.status != pq.ExecStatus.COMMAND_OK:
+            if pgconn.status != pq.ConnStatus.OK:
+                raise psycopg.OperationalError("the connection to the database broke: "
+                                               + pgconn.get_error_message())
+            raise pgerr.error_from_result(res, encoding=self.conn.info.encoding)
 
     def defer(self, sql: str, params: Sequence[Any] = (),
               check: Callable[[Tx], None] | None = None) -> None:
@@ -148,7 +160,7 @@ class PostgresTx(Tx):
     def commit(self) -> None:
         self.flush()
         if self.begun:
-            self.cur.execute("COMMIT")
+            self._command(b"COMMIT")
 
     def _send(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
         self.flush()
