@@ -49,13 +49,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 from terminal.core.common import (
-    PIN_CANCELLED,
     PIN_LOCKED_MESSAGE,
-    PIN_TIMED_OUT,
     CardFlow,
     Clock,
     Person,
@@ -88,11 +85,16 @@ from terminal.core.ports import (
     HostPort,
     HostRefused,
     HostTimeout,
-    PinLocked,
     PinWrong,
     TxKind,
-    TxRecord,
     UnknownItem,
+)
+from terminal.core.settling import (
+    RecordState,
+    SettlingFlow,
+    SettlingStates,
+    ef08_record,
+    write_card_record,
 )
 
 MED_TYPE_PHARMACY = "41"
@@ -122,15 +124,6 @@ class CheckoutState(enum.Enum):
     VOIDED = "voided"
 
 
-class RecordState(enum.Enum):
-    """Whether this sale's EF08 record is on the card."""
-
-    NOT_WRITTEN = "not_written"
-    UNKNOWN = "unknown"
-    WRITTEN = "written"
-    UNSUPPORTED = "unsupported"
-
-
 C = CheckoutState
 _T: dict[CheckoutState, frozenset[CheckoutState]] = {
     C.READ_CARD: frozenset({C.IDENTIFY, C.FAILED}),
@@ -155,7 +148,7 @@ _T: dict[CheckoutState, frozenset[CheckoutState]] = {
 }
 
 
-class Checkout(CardFlow[CheckoutState]):
+class Checkout(SettlingFlow[CheckoutState]):
     """One pharmacy sale, driven step by step (see :mod:`terminal.core`)."""
 
     name = "checkout"
@@ -170,6 +163,12 @@ class Checkout(CardFlow[CheckoutState]):
     }
     TERMINAL = frozenset({C.DONE, C.FAILED, C.CANCELLED, C.VOIDED})
     TAG_BANK_FAILURES = True
+    STATES = SettlingStates(pin=C.PIN, bank_pin=C.BANK_PIN, bank_auth=C.BANK_AUTH,
+                            after_pin=C.SETTLE, bank_failed=C.BANK_FAILED, retrial=C.TRIAL,
+                            card_pulled=C.CARD_PULLED, record=C.RECORD, slip=C.SLIP,
+                            failed=C.FAILED)
+    NOUN = "sale"
+    SETTLED = "the sale is settled"
 
     def __init__(
         self,
@@ -330,7 +329,7 @@ class Checkout(CardFlow[CheckoutState]):
         self._finish_reversal()
 
     def _do_record(self) -> None:
-        write_card_record(self, self._record(TxKind.SETTLEMENT), C.SLIP)
+        write_card_record(self, self._settlement_record(), C.SLIP)
 
     def _do_void(self) -> None:
         try:
@@ -369,6 +368,8 @@ class Checkout(CardFlow[CheckoutState]):
         notes: list[str] = []
         if self.record_state is RecordState.UNSUPPORTED:
             notes.append("this card keeps no transaction log")
+        elif self.record_state is not RecordState.WRITTEN:
+            notes.append("not recorded on the card")
         self.result = self._settlement_result(
             "医保结算单 SETTLEMENT SLIP", self.cart.lines, self.split, setl_id=self.setl_id,
             mdtrt_id=self.mdtrt_id, msgid=self.settle_msgid, when=self.settled_at,
@@ -453,112 +454,6 @@ class Checkout(CardFlow[CheckoutState]):
         self._fail(C.CANCELLED, Failure(FailureKind.CANCELLED,
                                         "sale cancelled by the clerk; nothing was charged"))
 
-    def enter_pin(self, pin: str) -> None:
-        """The holder typed the PIN (PIN), or the bank application's own PIN (BANK_PIN).
-        It goes to the card and is not kept."""
-        self._require(C.PIN, C.BANK_PIN)
-        if self.state is C.BANK_PIN:
-            self._verify_bank_pin(self.card, pin, pin_state=C.BANK_PIN, ok=C.BANK_AUTH,
-                                  recovery=C.BANK_FAILED, failed=C.FAILED)
-            return
-        try:
-            self.card.verify_pin(pin)
-        except PinWrong as exc:
-            self.pin_tries_left = exc.tries_left
-            self._go(C.PIN, f"wrong PIN: {exc.tries_left} "
-                     f"{'try' if exc.tries_left == 1 else 'tries'} left before the card locks",
-                     tries_left=exc.tries_left)
-            return
-        except CardError as exc:
-            if isinstance(exc, PinLocked):
-                self.pin_tries_left = 0
-            if self._resume:
-                self._resume = False
-                if isinstance(exc, CardRemovedError):
-                    self._pulled("again")
-                else:
-                    self._go(C.CARD_PULLED, f"{card_failure(exc, charged=True).message}; the "
-                             "sale cannot be recorded on the card: "
-                             + ("void it, or confirm it without the record" if self.can_void_record
-                                else "confirm it without the record"))
-                return
-            self._fail(C.FAILED, card_failure(exc, doing="checking the PIN"))
-            return
-        self.pin_tries_left = None
-        self._pin_ok = True
-        if self._resume:
-            self._resume = False
-            self._resume_record()
-            return
-        needs_bank = self.pay.rest is RestBy.BANK and self.trial is not None and self.trial.rest
-        self._go(C.BANK_AUTH if needs_bank else C.SETTLE, "PIN correct")
-
-    def cancel_pin(self) -> None:
-        """The holder pressed cancel on the PIN pad (driver code −31)."""
-        self._require(C.PIN, C.BANK_PIN)
-        self._pin_abandoned("PIN entry cancelled", PIN_CANCELLED)
-
-    def pin_timeout(self) -> None:
-        """Nobody typed the PIN in time (driver code −32)."""
-        self._require(C.PIN, C.BANK_PIN)
-        self._pin_abandoned("PIN entry timed out", PIN_TIMED_OUT)
-
-    def _pin_abandoned(self, what: str, failure: Failure) -> None:
-        """No PIN: before the settlement nothing was charged (``failure``); on a returned
-        card the settled sale waits in CARD_PULLED for its record."""
-        if self._resume:
-            self._resume = False
-            self._go(C.CARD_PULLED, f"{what}: the sale is settled but not yet on the card",
-                     record=self.record_state.value)
-            return
-        self._fail(C.FAILED, failure)
-
-    def pay_cash_instead(self) -> None:
-        """The bank part failed (BANK_FAILED): settle with the rest in cash (new trial)."""
-        self._require(C.BANK_FAILED)
-        self.pay = PayChoice(self.pay.use_account, RestBy.CASH)
-        self._go(C.TRIAL, "the rest will be paid in cash")
-
-    def card_returned(self) -> None:
-        """The pulled card is back (CARD_PULLED): check it is the same card and finish."""
-        self._require(C.CARD_PULLED)
-        if not self._same_card_back(self.card, C.CARD_PULLED):
-            return
-        self._resume = True
-        self._go(C.PIN, "card back: the holder enters the PIN again so the sale can be "
-                 "recorded on the card")
-
-    def _resume_record(self) -> None:
-        """After the PIN on a returned card: find out whether the record landed, then
-        write it if it did not."""
-        if self.record_state is RecordState.UNKNOWN:
-            try:
-                entries = self.card.read_transactions()
-            except CardRemovedError:
-                self._pulled("again")
-                return
-            except CardError as exc:
-                self._go(C.CARD_PULLED, f"cannot read the card's log ({exc.message}): insert "
-                         "the card again, or confirm the sale without the card record")
-                return
-            expected = self._record(TxKind.SETTLEMENT)
-            seq = self._record_sequence
-            found = any(expected.same_entry(r) and (seq is None or r.sequence == seq)
-                        for r in entries)
-            self.record_state = RecordState.WRITTEN if found else RecordState.NOT_WRITTEN
-        if self.record_state is RecordState.WRITTEN:
-            self._go(C.SLIP, "the sale is on the card")
-        else:
-            self._go(C.RECORD, "recording the sale on the card")
-
-    def confirm_without_record(self) -> None:
-        """Keep the settled sale although its card record cannot be written or checked
-        (CARD_PULLED): the slip says so. The sale stands at the host."""
-        self._require(C.CARD_PULLED)
-        if self.record_state is not RecordState.UNKNOWN:
-            self.record_state = RecordState.UNSUPPORTED
-        self._go(C.SLIP, "sale kept at the host without a record on the card")
-
     @property
     def can_void(self) -> bool:
         """True when the settled sale may be undone without the card (CARD_PULLED and the
@@ -567,6 +462,7 @@ class Checkout(CardFlow[CheckoutState]):
 
     @property
     def can_void_record(self) -> bool:
+        """True when the card surely carries no record of the settled sale."""
         return self.record_state is RecordState.NOT_WRITTEN
 
     def void(self) -> None:
@@ -620,29 +516,11 @@ class Checkout(CardFlow[CheckoutState]):
         else:
             self._go(target, message)
 
-    def _record(self, kind: TxKind) -> TxRecord:
-        assert self.split is not None and self.card_info is not None
-        # the PSAM's terminal number: the card checks it against MAC1 (spec/card.md §6)
-        return ef08_record(kind, self.card_info.terminal_number, self.settled_at, self.split)
-
     def _sale_input(self) -> dict[str, Any]:
         assert self.person is not None and self.card_info is not None
         return sale_input(self.person, self.card_info, self.cart, self.pay, self.order_no,
                           self.config, self.clock().strftime("%Y-%m-%d %H:%M:%S"),
                           self.bank_auth)
-
-
-def ef08_record(kind: TxKind, terminal: str, when: datetime, split: Split) -> TxRecord:
-    """The DF04 EF08 record of a settlement (spec/card.md §4, §6).
-
-    sscard runs the card in online mode (spec/card.md §1): the personal account lives at
-    the host and the on-card purse is never debited, so the record's account amount is 0,
-    its self-pay amount is the person's whole part (personal account + cash or bank) and
-    its pooled amount the funds' part.
-    """
-    return TxRecord(kind=kind, terminal=terminal.rjust(12, "0")[-12:], when=when,
-                    account_fen=0, selfpay_fen=split.account + split.rest,
-                    fund_fen=split.fund)
 
 
 def _voided(message: str) -> Failure:
@@ -796,50 +674,6 @@ class CancelSale(CardFlow[CancelState]):
         except CardError as exc:
             self.message = f"refund not recorded on the card: {exc.message}"
         self._go(K.DONE, f"sale {self.sale.setl_id} cancelled")
-
-
-class _RecordingFlow(Protocol):
-    """What :func:`write_card_record` needs of a settling flow (checkout, discharge)."""
-
-    card: CardPort
-    record_state: RecordState
-    _record_sequence: int | None
-
-    def _go(self, new: Any, message: str = "", **data: Any) -> None: ...
-
-    def _pulled(self, when: str) -> None: ...
-
-    def _refused(self, exc: CardError) -> None: ...
-
-
-def write_card_record(flow: _RecordingFlow, record: TxRecord, slip: Any) -> None:
-    """Append a settlement record to the card's DF04 EF08 log (spec/card.md §4, §6), then go
-    to ``slip``; a card pulled during the write leaves ``record_state`` saying whether the
-    record may already be on the card, so it is read back before any retry, never doubled."""
-    try:
-        supported = flow.card.supports_transaction_log()
-    except CardRemovedError:
-        flow._pulled("before its record was written on the card")
-        return
-    except CardError as exc:
-        flow._refused(exc)
-        return
-    if not supported:
-        flow.record_state = RecordState.UNSUPPORTED
-        flow._go(slip, "this card keeps no transaction log")
-        return
-    try:
-        flow.card.append_transaction(record)
-    except CardRemovedError as exc:
-        flow.record_state = RecordState.UNKNOWN if exc.maybe_done else RecordState.NOT_WRITTEN
-        flow._record_sequence = exc.record_sequence
-        flow._pulled("while its record was being written on the card")
-        return
-    except CardError as exc:
-        flow._refused(exc)
-        return
-    flow.record_state = RecordState.WRITTEN
-    flow._go(slip, "recorded on the card")
 
 
 # ================================================================= scripted driving

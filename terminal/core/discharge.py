@@ -45,14 +45,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from terminal.core.checkout import RecordState, ef08_record, write_card_record
 from terminal.core.common import (
-    PIN_CANCELLED,
-    PIN_TIMED_OUT,
-    CardFlow,
     Clock,
     PinSource,
-    card_failure,
     host_failure,
     now,
     prompt_pin,
@@ -70,15 +65,12 @@ from terminal.core.model import (
 from terminal.core.ports import (
     CardError,
     CardPort,
-    CardRemovedError,
     HostError,
     HostPort,
     HostRefused,
     HostTimeout,
-    PinWrong,
-    TxKind,
-    TxRecord,
 )
+from terminal.core.settling import RecordState, SettlingFlow, SettlingStates, write_card_record
 
 
 class DischargeState(enum.Enum):
@@ -119,7 +111,7 @@ class DischargeData:
     """False when the hospital system already uploaded the fee lines (2301)."""
 
 
-class Discharge(CardFlow[DischargeState]):
+class Discharge(SettlingFlow[DischargeState]):
     """Settlement of an inpatient stay and the discharge."""
 
     name = "discharge"
@@ -153,6 +145,12 @@ class Discharge(CardFlow[DischargeState]):
     }
     TERMINAL = frozenset({D.DONE, D.FAILED, D.CANCELLED})
     BANK_OR_ELSE = "stop"
+    STATES = SettlingStates(pin=D.PIN, bank_pin=D.BANK_PIN, bank_auth=D.BANK_AUTH,
+                            after_pin=D.DISCHARGE, bank_failed=D.BANK_FAILED,
+                            retrial=D.RETRIAL, card_pulled=D.CARD_PULLED, record=D.RECORD,
+                            slip=D.SLIP, failed=D.FAILED)
+    NOUN = "settlement"
+    SETTLED = "the settlement is done"
 
     def __init__(self, card: CardPort, host: HostPort, stay: DischargeData,
                  fees: list[CartLine], config: TerminalConfig | None = None,
@@ -317,7 +315,7 @@ class Discharge(CardFlow[DischargeState]):
         if not self._pin_ok:
             self._go(D.SLIP, "not recorded on the card: the holder entered no PIN")
             return
-        write_card_record(self, self._record(), D.SLIP)
+        write_card_record(self, self._settlement_record(), D.SLIP)
 
     def _do_reverse(self) -> None:
         assert self._timeout is not None and self.person is not None
@@ -352,118 +350,7 @@ class Discharge(CardFlow[DischargeState]):
         self._fail(D.CANCELLED, Failure(FailureKind.CANCELLED,
                                         "settlement stopped by the clerk; nothing was charged"))
 
-    def enter_pin(self, pin: str) -> None:
-        """The holder typed the PIN (PIN), or the bank application's own PIN (BANK_PIN);
-        it goes to the card and is never kept."""
-        self._require(D.PIN, D.BANK_PIN)
-        if self.state is D.BANK_PIN:
-            self._enter_bank_pin(pin)
-            return
-        if not self._pin_ok:
-            try:
-                self.card.verify_pin(pin)
-            except PinWrong as exc:
-                self.pin_tries_left = exc.tries_left
-                self._go(D.PIN, f"wrong PIN: {exc.tries_left} tries left before the card locks",
-                         tries_left=exc.tries_left)
-                return
-            except CardError as exc:
-                if self._resume:
-                    self._resume = False
-                    if isinstance(exc, CardRemovedError):
-                        self._pulled("again")
-                    else:
-                        self._go(D.CARD_PULLED, f"{card_failure(exc, charged=True).message}; "
-                                 "the settlement cannot be recorded on the card: confirm it "
-                                 "without the record")
-                    return
-                self._fail(D.FAILED, card_failure(exc, doing="checking the PIN"))
-                return
-        self._pin_ok = True
-        self.pin_tries_left = None
-        if self._resume:
-            self._resume = False
-            self._resume_record()
-            return
-        bank = self.pay.rest is RestBy.BANK and self.trial is not None and self.trial.rest > 0
-        self._go(D.BANK_AUTH if bank else D.DISCHARGE, "PIN correct")
-
-    def _enter_bank_pin(self, pin: str) -> None:
-        """BANK_PIN: the separate bank PIN goes to the card's bank application."""
-        self._verify_bank_pin(self.card, pin, pin_state=D.BANK_PIN, ok=D.BANK_AUTH,
-                              recovery=D.BANK_FAILED, failed=D.FAILED)
-
-    def cancel_pin(self) -> None:
-        self._require(D.PIN, D.BANK_PIN)
-        self._pin_abandoned("PIN entry cancelled", PIN_CANCELLED)
-
-    def pin_timeout(self) -> None:
-        self._require(D.PIN, D.BANK_PIN)
-        self._pin_abandoned("PIN entry timed out", PIN_TIMED_OUT)
-
-    def _pin_abandoned(self, what: str, failure: Failure) -> None:
-        """No PIN: before the settlement nothing was charged (``failure``); on a returned
-        card the settlement waits in CARD_PULLED for its record."""
-        if self._resume:
-            self._resume = False
-            self._go(D.CARD_PULLED, f"{what}: the settlement is done but not yet on the card",
-                     record=self.record_state.value)
-            return
-        self._fail(D.FAILED, failure)
-
-    def card_returned(self) -> None:
-        """The pulled card is back (CARD_PULLED): check it is the same card, then the PIN
-        again (DF04 needs it) to finish the record."""
-        self._require(D.CARD_PULLED)
-        if not self._same_card_back(self.card, D.CARD_PULLED):
-            return
-        self._resume = True
-        self._pin_ok = False
-        self._go(D.PIN, "card back: the holder enters the PIN again so the settlement can be "
-                 "recorded on the card")
-
-    def confirm_without_record(self) -> None:
-        """Keep the settlement although its card record cannot be written or checked
-        (CARD_PULLED): the slip says so. The settlement stands at the host."""
-        self._require(D.CARD_PULLED)
-        self._go(D.SLIP, "settlement kept at the host without a record on the card")
-
-    def _resume_record(self) -> None:
-        """After the PIN on a returned card: read the log back when the pull came during
-        the write, and write only when the record is not there (never twice)."""
-        if self.record_state is RecordState.UNKNOWN:
-            try:
-                entries = self.card.read_transactions()
-            except CardRemovedError:
-                self._pulled("again")
-                return
-            except CardError as exc:
-                self._go(D.CARD_PULLED, f"cannot read the card's log ({exc.message}): insert "
-                         "the card again, or confirm the settlement without the card record")
-                return
-            expected = self._record()
-            seq = self._record_sequence
-            found = any(expected.same_entry(r) and (seq is None or r.sequence == seq)
-                        for r in entries)
-            self.record_state = RecordState.WRITTEN if found else RecordState.NOT_WRITTEN
-        if self.record_state is RecordState.WRITTEN:
-            self._go(D.SLIP, "the settlement is on the card")
-        else:
-            self._go(D.RECORD, "recording the settlement on the card")
-
-    def pay_cash_instead(self) -> None:
-        """The bank part failed (BANK_FAILED): settle with the rest in cash."""
-        self._require(D.BANK_FAILED)
-        self.pay = PayChoice(self.pay.use_account, RestBy.CASH)
-        self._go(D.RETRIAL, "the rest will be paid in cash")
-
     # ----------------------------------------------------------------- helpers
-    def _record(self) -> TxRecord:
-        assert self.split is not None and self.card_info is not None
-        # the PSAM's terminal number: the card checks it against MAC1 (spec/card.md §6)
-        return ef08_record(TxKind.SETTLEMENT, self.card_info.terminal_number,
-                           self.settled_at, self.split)
-
     def _pulled(self, when: str) -> None:
         assert self.card_info is not None
         self._go(D.CARD_PULLED, f"the card was pulled {when}: settlement {self.setl_id} is "
