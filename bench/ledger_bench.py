@@ -21,9 +21,7 @@ What the baselines are, and are not:
   table with one index; a settlement writes into six tables and a dozen B-trees (primary
   keys and the secondary indexes the books need) and keeps its 1.5 KB answer, so each
   commit appends more pages to the WAL (about 22 frames of 2 KiB against the bare
-  transaction's 4, measured on this machine). Replaying exactly a settlement's statements
-  with no Python around them reaches about 0.64 of the bare rate here: that is the ceiling
-  of this figure for this schema;
+  transaction's 4, measured on this machine);
 * pgbench runs 16 connections from one C process (``-j 2``), the host 16 Python
   processes; both compete with the server for the same cores, but pgbench's client costs
   almost no CPU while each settlement spends about as much CPU in its client (validation,
