@@ -6,6 +6,11 @@ import os
 
 import pytest
 
+#: For a test that runs for a fixed time and then counts what got done (the bank tests, the
+#: city day): under pytest-xdist (scripts/test.sh) these share one worker, one after the
+#: other, so that they never starve each other of the machine.
+TIMED = pytest.mark.xdist_group("timed")
+
 
 def require(service: str, reason: str) -> None:
     """Skip a test whose service is missing, with ``reason`` telling the user what to do.

@@ -17,10 +17,11 @@ from ledger.service import initialize
 from ledger.store import open_store
 from terminal.sim import banktest
 from terminal.sim.hostproc import postgres_bin
-from tests.support import require
+from tests.support import TIMED, require
 
 
 @pytest.mark.slow
+@TIMED
 def test_bank_test_on_sqlite_keeps_the_books() -> None:
     result = banktest.run_bank_test("sqlite", seconds=10, workers=3, holders=30, seed=1)
     assert result.check.problems == []
@@ -33,6 +34,7 @@ def test_bank_test_on_sqlite_keeps_the_books() -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@TIMED
 def test_bank_test_on_postgresql_keeps_the_books() -> None:
     if postgres_bin() is None:
         require("postgresql", "install the PostgreSQL server (apt-get install postgresql)")

@@ -10,6 +10,7 @@ import pytest
 from ledger.policy import load_policies
 from terminal.cli import main
 from terminal.sim import city
+from tests.support import TIMED
 
 
 def test_city_has_the_twelve_service_areas_of_the_seed(tmp_path: Path) -> None:
@@ -32,6 +33,7 @@ def test_city_has_the_twelve_service_areas_of_the_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@TIMED
 def test_a_short_city_day() -> None:
     stream = io.StringIO()
     rep = city.simulate(terminals=6, seconds=5, holders=200, seed=3, stream=stream)

@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import Input, OptionList, Select
 
 from terminal.ui.app import SscardApp
-from terminal.ui.screens.counter import OPERATIONS
+from terminal.ui.screens.counter import OPERATIONS, CounterScreen
 from terminal.ui.widgets.pinpad import PinPad
 from tests.ui.conftest import (
     FIXTURE_CARD,
@@ -33,7 +33,23 @@ async def choose(pilot: Any, app: SscardApp, key: str, counter: str = CCB) -> No
     ops = app.screen.query_one("#counter-ops", OptionList)
     ops.focus()
     ops.highlighted = [op.key for op in OPERATIONS].index(key)
-    await pilot.pause(0.1)
+    await wait_until(pilot, lambda: isinstance(app.screen, CounterScreen)
+                     and app.screen.operation.key == key, what=f"the {key} form")
+
+
+async def enter_pin(pilot: Any, app: SscardApp, pin: str) -> None:
+    """Type ``pin`` on the next PIN pad and wait until that pad has closed."""
+    await wait_until(pilot, lambda: isinstance(app.screen, PinPad) and not app.screen.locked,
+                     what="PIN pad")
+    pad = app.screen
+    await type_text(pilot, pin)
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: app.screen is not pad, what="the PIN pad to close")
+
+
+async def enter_pins(pilot: Any, app: SscardApp, *pins: str) -> None:
+    for pin in pins:
+        await enter_pin(pilot, app, pin)
 
 
 def fill(app: SscardApp, **values: str) -> None:
@@ -97,11 +113,7 @@ async def test_pin_change_on_the_pin_pad(world: World) -> None:
     async with app.run_test(size=(100, 32)) as pilot:
         await choose(pilot, app, "change_pin")
         await pilot.press("f8")
-        for pin in (FIXTURE_PIN, "135246", "135246"):
-            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
-            await type_text(pilot, pin)
-            await pilot.press("enter")
-            await pilot.pause(0.1)
+        await enter_pins(pilot, app, FIXTURE_PIN, "135246", "135246")
         await wait_text(pilot, "PIN changed")
     stack.services.card.verify_pin("135246")
 
@@ -156,11 +168,7 @@ async def test_activation_at_the_issuing_bank_changes_the_initial_pin(world: Wor
         await choose(pilot, app, "activate", counter="B3708000ICBC")
         fill(app, certno=li_si.ssn)
         await pilot.press("f8")
-        for pin in ("123456", "808080", "808080"):  # initial PIN, new PIN twice
-            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
-            await type_text(pilot, pin)
-            await pilot.press("enter")
-            await pilot.pause(0.1)
+        await enter_pins(pilot, app, "123456", "808080", "808080")  # initial PIN, new twice
         await wait_text(pilot, "activated", "办理成功")
     assert world.card_state("li-si") == "activated"
     stack.services.card.verify_pin("808080")
@@ -197,11 +205,7 @@ async def test_pin_reset_sets_a_new_pin_after_the_id_check(world: World) -> None
         await choose(pilot, app, "reset_pin")
         fill(app, certno=locked.ssn)
         await pilot.press("f8")
-        for pin in ("424242", "424242"):
-            await wait_until(pilot, lambda: isinstance(app.screen, PinPad), what="PIN pad")
-            await type_text(pilot, pin)
-            await pilot.press("enter")
-            await pilot.pause(0.1)
+        await enter_pins(pilot, app, "424242", "424242")
         await wait_text(pilot, "PIN reset", "free of charge")
     stack.services.card.verify_pin("424242")
 
@@ -273,12 +277,7 @@ async def test_three_wrong_old_pins_at_a_pin_change_lock_the_card(world: World) 
         await choose(pilot, app, "change_pin")
         await pilot.press("f8")
         for attempt in range(3):
-            for pin in ("000000", "135246", "135246"):
-                await wait_until(pilot, lambda: isinstance(app.screen, PinPad)
-                                 and not app.screen.locked, what="PIN pad")
-                await type_text(pilot, pin)
-                await pilot.press("enter")
-                await pilot.pause(0.05)
+            await enter_pins(pilot, app, "000000", "135246", "135246")
             if attempt < 2:
                 await wait_text(pilot, f"wrong PIN: {2 - attempt}")
         await wait_text(pilot, "PIN locked", "bank counter", "free of charge")
