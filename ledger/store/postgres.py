@@ -13,6 +13,7 @@ that schema (``search_path``), which is how the tests isolate each other.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +42,7 @@ _Deferred = tuple[str, Sequence[Any], Callable[[Tx], None] | None]
 _TARGET_RE = re.compile(r"^\s*(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=256)
 def _target(sql: str) -> tuple[str, str]:
     """(verb, table) of a write statement: ``("INSERT", "entries")``."""
     m = _TARGET_RE.match(sql)
