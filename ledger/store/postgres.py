@@ -181,33 +181,36 @@ class PostgresTx(Tx):
             return False
         return True if n else None
 
-    def _query(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        """Run a query; a pending msgid claim travels with it (one statement: the claim
-        as a ``WITH`` part, its row count as the first column of every answer row)."""
+    def _query(self, sql: str, params: Sequence[Any], *, first: bool) -> list[Row]:
+        """Run a query (only its first row when ``first``); a pending msgid claim travels
+        with it: one statement, the claim as a ``WITH`` part and its row count as the first
+        column of every answer row, the query's rows numbered to keep their order."""
         if self._claim is None or self.deferred:
-            return list(self._send(sql, params).fetchall())
+            cur = self._send(sql, params)
+            if first:
+                row = cur.fetchone()
+                return [] if row is None else [row]
+            return list(cur.fetchall())
         claim, cparams, missing = self._claim
         self._claim = None
         self._begin()
         both = (f"WITH claim AS ({claim} RETURNING 1) SELECT (SELECT count(*) FROM claim), "
-                f"q.* FROM (SELECT 1) AS one LEFT JOIN (SELECT true AS found, s.* FROM "
-                f"({sql}) AS s) AS q ON true")
+                f"q.* FROM (SELECT 1) AS one LEFT JOIN (SELECT row_number() OVER () AS rn, "
+                f"s.* FROM ({sql}) AS s) AS q ON true ORDER BY q.rn")
         try:
             rows = self.cur.execute(both, [*cparams, *params], prepare=True).fetchall()
-        except pgerr.UniqueViolation as exc:
-            if exc.diag.table_name == "requests":
-                raise Claimed() from None   # the msgid is taken
-            raise
+        except pgerr.UniqueViolation:
+            raise Claimed() from None       # the claim's insert is the statement's only write
         if not rows or int(rows[0][0]) == 0:
             missing(self)
-        return [tuple(r[2:]) for r in rows if r[1]]
+        return [tuple(r[2:]) for r in rows if r[1] is not None]
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        rows = self._query(_pg(sql), params)
+        rows = self._query(_pg(sql), params, first=True)
         return rows[0] if rows else None
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._query(_pg(sql), params)
+        return self._query(_pg(sql), params, first=False)
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.flush()

@@ -7,7 +7,7 @@ import pytest
 from ledger import books
 from ledger.errors import InsufficientFunds
 from ledger.service import HostService, initialize
-from ledger.store.base import Store, Tx, available_migrations
+from ledger.store.base import Claimed, Store, Tx, available_migrations
 
 
 def _entry(eid: str, postings: list[tuple[str, int]]) -> books.Entry:
@@ -107,3 +107,39 @@ def test_entries_posted_together_all_take_effect(store: Store) -> None:
     assert store.run(lambda tx: books.balance(tx, books.medical("P1"))) == 500
     assert store.run(lambda tx: tx.one("SELECT COUNT(*) FROM entries WHERE entry_id IN "
                                        "('E4', 'E5')"))[0] == 0
+
+
+def _claim_table(tx: Tx) -> None:
+    tx.execute("CREATE TABLE IF NOT EXISTS probe (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+
+
+def test_a_claim_travels_with_the_first_query_in_its_order(store: Store) -> None:
+    """The msgid claim and the transaction's first query: the claim holds (or raises
+    Claimed for a taken key, or calls ``missing`` when its condition inserted nothing) and
+    the query's rows come back complete and in their order."""
+    store.run(_claim_table)
+    store.run(lambda tx: tx.many("INSERT INTO probe (k, n) VALUES (?, ?)",
+                                 [(f"p{i}", i) for i in range(5)]))
+    claim = "INSERT INTO probe (k, n) SELECT ?, ? WHERE ? = 'yes'"
+
+    def missing(tx: Tx) -> None:
+        raise LookupError("condition failed")
+
+    def first(tx: Tx) -> list[tuple[object, ...]]:
+        tx.claim(claim, ("c1", 100, "yes"), missing)
+        return [tuple(r) for r in tx.all("SELECT k, n FROM probe WHERE n < ? ORDER BY n DESC",
+                                         (100,))]
+    assert store.run(first) == [(f"p{i}", i) for i in (4, 3, 2, 1, 0)]
+    assert store.run(lambda tx: tx.one("SELECT n FROM probe WHERE k = 'c1'")) == (100,)
+
+    def none_found(tx: Tx) -> object:
+        tx.claim(claim, ("c2", 101, "yes"), missing)
+        return tx.one("SELECT k FROM probe WHERE n > ?", (1000,))
+    assert store.run(none_found) is None
+    with pytest.raises(Claimed):
+        store.run(lambda tx: (tx.claim(claim, ("c1", 102, "yes"), missing),
+                              tx.one("SELECT 1 FROM probe"))[1])
+    with pytest.raises(LookupError):
+        store.run(lambda tx: (tx.claim(claim, ("c3", 103, "no"), missing),
+                              tx.one("SELECT 1 FROM probe"))[1])
+    assert store.run(lambda tx: tx.one("SELECT COUNT(*) FROM probe WHERE k IN ('c3')")) == (0,)
