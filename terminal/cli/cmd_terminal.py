@@ -152,7 +152,8 @@ def prepare_data_dir(root: Path) -> Path:
 
 def embedded_host(root: Path) -> str:
     """The embedded SQLite host in ``root``: created and loaded with the fixture policies on
-    first run (``ledger.service.initialize``), reused afterwards."""
+    first run (``ledger.service.initialize``), reused afterwards and brought up to this
+    version's schema (its newer migrations) when an older sscard made it."""
     from ledger.errors import HostError
     from ledger.service import initialize
     from ledger.store.base import open_store
@@ -172,6 +173,12 @@ def embedded_host(root: Path) -> str:
                     (root / NOT_ENROLLED).write_text(NOT_ENROLLED_TEXT + "\n",
                                                       encoding="utf-8")
             else:
+                have = store.schema_version()
+                if have:            # sscard's own file: bring it to this version's schema
+                    applied = store.migrate()
+                    if applied:
+                        print(f"sscard: upgraded the embedded host in {root} from schema "
+                              f"{have} to {applied[-1]}", file=sys.stderr, flush=True)
                 store.require_schema()
         finally:
             store.close()

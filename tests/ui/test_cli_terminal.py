@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.ui.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +71,36 @@ def test_first_run_creates_the_host_and_copies_the_cards_without_touching_fixtur
     assert embedded_host(data) == url
     prepare_data_dir(data)
     assert (cards / "zhang-san.json").read_text(encoding="utf-8") == "{}"
+
+
+def test_an_embedded_host_made_by_an_older_version_is_upgraded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    import ledger.store.base as store_base
+    from terminal.cli.cmd_terminal import embedded_host, prepare_data_dir
+
+    def layout() -> tuple[int, str, int]:
+        conn = sqlite3.connect(data / "host.sqlite")
+        try:
+            version = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'postings'"
+                               ).fetchone()[0]
+            rows = conn.execute("SELECT COUNT(*) FROM postings").fetchone()[0]
+        finally:
+            conn.close()
+        return int(version), str(sql), int(rows)
+
+    data = tmp_path / "sscard"
+    prepare_data_dir(data)
+    every = store_base.available_migrations
+    with monkeypatch.context() as m:          # the first run, by an sscard of schema 1
+        m.setattr(store_base, "available_migrations",
+                  lambda dialect: [x for x in every(dialect) if x[0] == 1])
+        url = embedded_host(data)
+    version, sql, rows = layout()
+    assert version == 1 and "WITHOUT ROWID" not in sql and rows > 0
+    assert embedded_host(data) == url         # this version: upgraded in place
+    version, sql, after = layout()
+    assert version == max(v for v, _, _ in every("sqlite"))
+    assert "WITHOUT ROWID" in sql and after == rows
