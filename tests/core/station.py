@@ -18,6 +18,7 @@ from ledger.service import HostService
 from reader.virtual import VirtualTransport
 from terminal.core.adapters import LedgerHost
 from terminal.core.cardio import ReaderCard
+from terminal.core.machine import FailureKind
 from tests.core import hosting
 
 PINS = {"zhang-san": "246810", "li-si": "123456", "wang-wu": "135790", "maimaiti": "112233",
@@ -135,3 +136,24 @@ class Station:
             with contextlib.suppress(Exception):
                 (thing.close if hasattr(thing, "close") else thing.disconnect)()
         self._opened.clear()
+
+
+def card_log(st: Station, pin: str) -> list[Any]:
+    """The card's DF04 EF08 log, read through the reader (the PIN opens DF04)."""
+    rc = st.reader_card()
+    rc.read_basics()
+    rc.verify_pin(pin)
+    return rc.read_transactions()
+
+
+def assert_bank_refusal_undone(st: Station, failure: Any, who: str,
+                               before: tuple[int, int]) -> None:
+    """The card refused the bank's answer (issuer authentication): the settlement was
+    reversed, nothing charged, nothing on the card, the books sound."""
+    assert failure.kind is FailureKind.BANK_REFUSED and not failure.charged
+    assert "issuer authentication failed" in failure.message
+    assert "reversed" in failure.message
+    assert st.balances(who) == before
+    assert [s[1] for s in hosting.settlements(st.url)] != ["settled"]
+    assert card_log(st, PINS[who]) == []
+    assert hosting.books_problems(st.url) == []

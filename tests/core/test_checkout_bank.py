@@ -19,7 +19,7 @@ from terminal.core.ports import HostPort, HostReply
 from tests.core import hosting
 from tests.core.conftest import StepClock
 from tests.core.fakes import PIN, FakeCard, FakeCatalogue, FakeHost
-from tests.core.station import PINS, Station
+from tests.core.station import PINS, Station, assert_bank_refusal_undone, card_log
 
 C = CheckoutState
 AMOX = "XJ01CAA040A001010101445"     # 12.50
@@ -58,13 +58,6 @@ class ForgingHost:
 
     def reverse(self, *, psn_no: str, omsgid: str, oinfno: str) -> HostReply:
         return self.inner.reverse(psn_no=psn_no, omsgid=omsgid, oinfno=oinfno)
-
-
-def card_log(st: Station, pin: str) -> list[Any]:
-    rc = st.reader_card()
-    rc.read_basics()
-    rc.verify_pin(pin)
-    return rc.read_transactions()
 
 
 def watch(flow: Checkout) -> list[CheckoutState]:
@@ -112,13 +105,7 @@ def test_forged_arpc_is_refused_by_the_card_and_the_sale_reversed(
     run_checkout(flow, [(AMOX, 2)], lambda t: PINS["maimaiti"])
     assert flow.state is C.FAILED and flow.failure is not None
     assert C.COMPLETE in seen and C.REVERSE in seen and C.RECORD not in seen
-    assert flow.failure.kind is FailureKind.BANK_REFUSED and not flow.failure.charged
-    assert "issuer authentication failed" in flow.failure.message
-    assert "reversed" in flow.failure.message
-    assert st.balances("maimaiti") == before
-    assert [s[1] for s in hosting.settlements(st.url)] != ["settled"]
-    assert card_log(st, PINS["maimaiti"]) == []
-    assert hosting.books_problems(st.url) == []
+    assert_bank_refusal_undone(st, flow.failure, "maimaiti", before)
 
 
 def test_separate_pin_card_pays_by_bank_after_its_bank_pin(

@@ -16,11 +16,10 @@ from terminal.core.cardio import BankPinRequired
 from terminal.core.checkout import RecordState
 from terminal.core.common import now
 from terminal.core.discharge import Discharge, DischargeData, DischargeState, run_discharge
-from terminal.core.machine import FailureKind
 from terminal.core.model import CartLine, PayChoice, TerminalConfig
 from terminal.core.ports import HostPort, HostReply, PinWrong
 from tests.core import hosting
-from tests.core.station import PINS, Station
+from tests.core.station import PINS, Station, assert_bank_refusal_undone, card_log
 
 D = DischargeState
 AMOX = "XJ01CAA040A001010101445"     # 12.50
@@ -81,13 +80,6 @@ def at(flow: Discharge) -> DischargeState:
     return flow.state
 
 
-def card_log(st: Station, pin: str) -> list[Any]:
-    rc = st.reader_card()
-    rc.read_basics()
-    rc.verify_pin(pin)
-    return rc.read_transactions()
-
-
 def test_discharge_with_bank_completes_issuer_auth_and_logs_on_the_card(
         st: Station, catalogue: PolicyCatalogue) -> None:
     hospital = st.host(HOSPITAL)
@@ -127,13 +119,7 @@ def test_forged_arpc_is_refused_by_the_card_and_the_settlement_reversed(
                                    DischargeData(mdtrt), fees(catalogue), HOSP),
                          PayChoice.parse("account+bank"), lambda t: PINS["wang-wu"])
     assert flow.state is D.FAILED and flow.failure is not None
-    assert flow.failure.kind is FailureKind.BANK_REFUSED and not flow.failure.charged
-    assert "issuer authentication failed" in flow.failure.message
-    assert "reversed" in flow.failure.message
-    assert st.balances("wang-wu") == before
-    assert [s[1] for s in hosting.settlements(st.url)] != ["settled"]
-    assert card_log(st, PINS["wang-wu"]) == []
-    assert hosting.books_problems(st.url) == []
+    assert_bank_refusal_undone(st, flow.failure, "wang-wu", before)
 
 
 def test_separate_pin_card_asks_its_bank_pin_through_the_pin_entry(
