@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from reader.virtual import VirtualTransport
 from terminal.core.adapters import LedgerHost
 from terminal.core.cardio import ReaderCard
 from terminal.core.machine import FailureKind
+from terminal.core.ports import HostPort, HostReply
 from tests.core import hosting
 
 PINS = {"zhang-san": "246810", "li-si": "123456", "wang-wu": "135790", "maimaiti": "112233",
@@ -157,3 +159,26 @@ def assert_bank_refusal_undone(st: Station, failure: Any, who: str,
     assert [s[1] for s in hosting.settlements(st.url)] != ["settled"]
     assert card_log(st, PINS[who]) == []
     assert hosting.books_problems(st.url) == []
+
+
+class ForgingHost:
+    """The real host, but the ARPC of an ``infno`` answer is altered on the way (a forged or
+    corrupted issuer answer): its first byte XOR ``flip``."""
+
+    def __init__(self, inner: HostPort, infno: str, flip: int) -> None:
+        self.inner = inner
+        self.infno = infno
+        self.flip = flip
+
+    def call(self, infno: str, input: Mapping[str, Any], *,
+             insuplc_admdvs: str = "") -> HostReply:
+        reply = self.inner.call(infno, input, insuplc_admdvs=insuplc_admdvs)
+        setl = dict(reply.output.get("setlinfo") or {})
+        if infno == self.infno and setl.get("arpc"):
+            arpc = bytes.fromhex(setl["arpc"])
+            setl["arpc"] = (bytes([arpc[0] ^ self.flip]) + arpc[1:]).hex().upper()
+            return HostReply(output={**reply.output, "setlinfo": setl}, msgid=reply.msgid)
+        return reply
+
+    def reverse(self, *, psn_no: str, omsgid: str, oinfno: str) -> HostReply:
+        return self.inner.reverse(psn_no=psn_no, omsgid=omsgid, oinfno=oinfno)

@@ -15,11 +15,10 @@ from terminal.core.adapters import PolicyCatalogue
 from terminal.core.checkout import Checkout, CheckoutState, RecordState, run_checkout
 from terminal.core.machine import Awaiting, FailureKind, FlowEvent
 from terminal.core.model import PayChoice, TerminalConfig
-from terminal.core.ports import HostPort, HostReply
 from tests.core import hosting
 from tests.core.conftest import StepClock
 from tests.core.fakes import PIN, FakeCard, FakeCatalogue, FakeHost
-from tests.core.station import PINS, Station, assert_bank_refusal_undone, card_log
+from tests.core.station import PINS, ForgingHost, Station, assert_bank_refusal_undone, card_log
 
 C = CheckoutState
 AMOX = "XJ01CAA040A001010101445"     # 12.50
@@ -38,26 +37,6 @@ def st(tmp_path: Path) -> Iterator[Station]:
 @pytest.fixture(scope="module")
 def policy() -> PolicyCatalogue:
     return PolicyCatalogue.load("370800")
-
-
-class ForgingHost:
-    """The real host, but the ARPC of a 2102 answer is altered on the way."""
-
-    def __init__(self, inner: HostPort) -> None:
-        self.inner = inner
-
-    def call(self, infno: str, input: Mapping[str, Any], *,
-             insuplc_admdvs: str = "") -> HostReply:
-        reply = self.inner.call(infno, input, insuplc_admdvs=insuplc_admdvs)
-        setl = dict(reply.output.get("setlinfo") or {})
-        if infno == "2102" and setl.get("arpc"):
-            arpc = bytes.fromhex(setl["arpc"])
-            setl["arpc"] = (bytes([arpc[0] ^ 0x01]) + arpc[1:]).hex().upper()
-            return HostReply(output={**reply.output, "setlinfo": setl}, msgid=reply.msgid)
-        return reply
-
-    def reverse(self, *, psn_no: str, omsgid: str, oinfno: str) -> HostReply:
-        return self.inner.reverse(psn_no=psn_no, omsgid=omsgid, oinfno=oinfno)
 
 
 def watch(flow: Checkout) -> list[CheckoutState]:
@@ -99,7 +78,7 @@ def test_forged_arpc_is_refused_by_the_card_and_the_sale_reversed(
         st: Station, policy: PolicyCatalogue) -> None:
     st.insert("maimaiti")
     before = st.balances("maimaiti")
-    flow = Checkout(st.reader_card(), ForgingHost(st.host(PHARMACY)), policy, PHARMA,
+    flow = Checkout(st.reader_card(), ForgingHost(st.host(PHARMACY), "2102", 0x01), policy, PHARMA,
                     pay=PayChoice.parse("bank"))
     seen = watch(flow)
     run_checkout(flow, [(AMOX, 2)], lambda t: PINS["maimaiti"])

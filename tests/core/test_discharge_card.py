@@ -4,9 +4,8 @@ bank PIN (sun-li), and the settlement on the card's DF04 EF08 log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,9 +16,9 @@ from terminal.core.checkout import RecordState
 from terminal.core.common import now
 from terminal.core.discharge import Discharge, DischargeData, DischargeState, run_discharge
 from terminal.core.model import CartLine, PayChoice, TerminalConfig
-from terminal.core.ports import HostPort, HostReply, PinWrong
+from terminal.core.ports import HostPort, PinWrong
 from tests.core import hosting
-from tests.core.station import PINS, Station, assert_bank_refusal_undone, card_log
+from tests.core.station import PINS, ForgingHost, Station, assert_bank_refusal_undone, card_log
 
 D = DischargeState
 AMOX = "XJ01CAA040A001010101445"     # 12.50
@@ -39,27 +38,6 @@ def st(tmp_path: Path) -> Iterator[Station]:
 @pytest.fixture(scope="module")
 def catalogue() -> PolicyCatalogue:
     return PolicyCatalogue.load("370800")
-
-
-class ForgingHost:
-    """The real host, but the ARPC of a 2304 answer is altered on the way (a forged or
-    corrupted issuer answer)."""
-
-    def __init__(self, inner: HostPort) -> None:
-        self.inner = inner
-
-    def call(self, infno: str, input: Mapping[str, Any], *,
-             insuplc_admdvs: str = "") -> HostReply:
-        reply = self.inner.call(infno, input, insuplc_admdvs=insuplc_admdvs)
-        setl = dict(reply.output.get("setlinfo") or {})
-        if infno == "2304" and setl.get("arpc"):
-            arpc = bytes.fromhex(setl["arpc"])
-            setl["arpc"] = bytes([arpc[0] ^ 0x80]).hex().upper() + arpc[1:].hex().upper()
-            return HostReply(output={**reply.output, "setlinfo": setl}, msgid=reply.msgid)
-        return reply
-
-    def reverse(self, *, psn_no: str, omsgid: str, oinfno: str) -> HostReply:
-        return self.inner.reverse(psn_no=psn_no, omsgid=omsgid, oinfno=oinfno)
 
 
 def admit(st: Station, who: str, host: HostPort) -> str:
@@ -115,7 +93,7 @@ def test_forged_arpc_is_refused_by_the_card_and_the_settlement_reversed(
     hospital = st.host(HOSPITAL)
     mdtrt = admit(st, "wang-wu", hospital)
     before = st.balances("wang-wu")
-    flow = run_discharge(Discharge(st.reader_card(), ForgingHost(hospital),
+    flow = run_discharge(Discharge(st.reader_card(), ForgingHost(hospital, "2304", 0x80),
                                    DischargeData(mdtrt), fees(catalogue), HOSP),
                          PayChoice.parse("account+bank"), lambda t: PINS["wang-wu"])
     assert flow.state is D.FAILED and flow.failure is not None
