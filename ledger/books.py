@@ -113,6 +113,7 @@ def post(tx: Tx, entry: Entry) -> None:
         amt = merged[a]
         if amt == 0:
             continue
+        tx.contend(a)
         tx.defer("UPDATE accounts SET balance = balance + ? "
                  "WHERE account_id = ? AND balance + ? >= 0", (amt, a, amt),
                  check=functools.partial(_refuse, account_id=a, amount=amt))

@@ -10,6 +10,7 @@ side effect: the retry is then invisible to the caller.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -26,7 +27,54 @@ MIGRATIONS_PACKAGE = "ledger.store.migrations"
 
 
 class Retry(Exception):
-    """Raised by a back end inside a transaction when it must be run again."""
+    """Raised by a back end inside a transaction when it must be run again; ``keys`` are
+    the contended keys (:meth:`Tx.contend`) the attempt had named."""
+
+    def __init__(self, keys: Iterable[str] = ()) -> None:
+        super().__init__()
+        self.keys = frozenset(keys)
+
+
+class KeyGate:
+    """Per-key locks of one process: transactions that lost a conflict on a hot row (one
+    person's balance credited by forty terminals at once) retry one at a time instead of
+    all together, and a fresh transaction that meets a key held that way steps back at once
+    and queues. Without it every conflict wakes every waiter, all retry, one wins."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}   # key -> (lock, users)
+
+    def taken(self, key: str) -> bool:
+        entry = self._locks.get(key)
+        return entry is not None and entry[0].locked()
+
+    def acquire(self, keys: Iterable[str], deadline: float) -> list[str]:
+        """Lock ``keys`` in sorted order (no deadlock between two acquirers); return the
+        keys locked, fewer if ``deadline`` passed first."""
+        got: list[str] = []
+        for key in sorted(keys):
+            with self._mutex:
+                lock, users = self._locks.get(key) or (threading.Lock(), 0)
+                self._locks[key] = (lock, users + 1)
+            if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                self._drop(key)
+                break
+            got.append(key)
+        return got
+
+    def release(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._locks[key][0].release()
+            self._drop(key)
+
+    def _drop(self, key: str) -> None:
+        with self._mutex:
+            lock, users = self._locks[key]
+            if users > 1:
+                self._locks[key] = (lock, users - 1)
+            else:
+                del self._locks[key]
 
 
 class Claimed(Exception):
@@ -35,6 +83,23 @@ class Claimed(Exception):
 
 class Tx(ABC):
     """One open transaction. SQL uses ``?`` placeholders on every back end."""
+
+    #: set by a store that gates contended keys (:class:`KeyGate`), with the keys this
+    #: attempt already holds
+    gate: KeyGate | None = None
+    held: frozenset[str] = frozenset()
+    contended: frozenset[str] = frozenset()
+
+    def contend(self, key: str) -> None:
+        """Say that this transaction updates a row that concurrent ones may update too (a
+        guarded balance). Where the store gates such keys, a key another thread holds
+        after losing a conflict on it makes this attempt step back now (:class:`Retry`)."""
+        gate = self.gate
+        if gate is None:
+            return
+        self.contended = self.contended | {key}
+        if key not in self.held and gate.taken(key):
+            raise Retry(self.contended)
 
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -98,11 +163,18 @@ class Store(ABC):
 
     dialect: str = ""
     url: str = ""
-    max_attempts: int = 60
+    #: how long :meth:`run` keeps retrying a conflicting transaction: under a terminal's
+    #: 10 s timeout, so a terminal hears "busy" rather than nothing
+    retry_budget: float = 8.0
+    #: retries made however long they take
+    min_attempts: int = 10
+
+    gate: KeyGate | None = None
 
     @abstractmethod
-    def _attempt(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn`` in one transaction; raise :class:`Retry` on a transient conflict."""
+    def _attempt(self, fn: Callable[[Tx], T], held: frozenset[str]) -> T:
+        """Run ``fn`` in one transaction; raise :class:`Retry` on a transient conflict.
+        ``held`` are the contended keys this thread holds in :attr:`gate`."""
 
     @abstractmethod
     def script(self, sql: str) -> None:
@@ -113,16 +185,37 @@ class Store(ABC):
         """Close every connection this store opened."""
 
     def run(self, fn: Callable[[Tx], T]) -> T:
-        """Run ``fn(tx)`` in one transaction, retrying it on transient conflicts."""
+        """Run ``fn(tx)`` in one transaction, retrying it on transient conflicts (with a
+        growing, jittered pause) for :attr:`retry_budget` seconds."""
         delay = 0.001
-        for _ in range(self.max_attempts):
-            try:
-                return self._attempt(fn)
-            except Retry:
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.05)
-        raise StoreBusy("the database stayed busy after every retry; nothing was written, "
-                        "send the same request again")
+        deadline = time.monotonic() + self.retry_budget
+        attempts = 0
+        held: list[str] = []
+        try:
+            while True:
+                try:
+                    return self._attempt(fn, frozenset(held))
+                except Retry as retry:
+                    attempts += 1
+                    if attempts >= self.min_attempts and time.monotonic() >= deadline:
+                        break
+                    if self.gate is not None and not retry.keys <= set(held):
+                        # a conflict on a hot row: queue for its key(s), then try again
+                        # at once (holding them, nothing of this process competes)
+                        self.gate.release(held)
+                        want = retry.keys | set(held)
+                        held = self.gate.acquire(want, deadline)
+                        if len(held) < len(want):
+                            break
+                        continue
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.05)
+        finally:
+            if self.gate is not None:
+                self.gate.release(held)
+        raise StoreBusy(f"the database stayed busy through {attempts} tries in "
+                        f"{self.retry_budget:g} s; nothing was written, send the same request "
+                        "again")
 
     # -- migrations ---------------------------------------------------------------------
 

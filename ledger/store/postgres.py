@@ -16,7 +16,8 @@ import contextlib
 import functools
 import re
 import threading
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -24,8 +25,8 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg import pq
 
-from ledger.errors import BadRequest
-from ledger.store.base import Claimed, Retry, Row, Store, Tx
+from ledger.errors import BadRequest, StoreBusy
+from ledger.store.base import Claimed, KeyGate, Retry, Row, Store, Tx
 
 T = TypeVar("T")
 
@@ -227,15 +228,109 @@ class PostgresTx(Tx):
                 cp.write_row(r)
 
 
-def split_schema(url: str) -> tuple[str, str | None]:
-    """Remove sscard's ``schema`` query parameter from a PostgreSQL URL."""
+def split_params(url: str) -> tuple[str, str | None, int]:
+    """Remove sscard's own query parameters from a PostgreSQL URL: ``schema`` (work inside
+    that schema) and ``pool`` (at most that many connections, default :data:`POOL_SIZE`)."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query)
-    schema = next((v for k, v in query if k == "schema"), None)
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    own = {k: v for k, v in query if k in ("schema", "pool")}
+    rest = urlencode([(k, v) for k, v in query if k not in own])
+    schema = own.get("schema")
     if schema is not None and not _SCHEMA_RE.match(schema):
         raise BadRequest(f"schema {schema!r} must be a lower-case SQL identifier")
-    return urlunsplit(parts._replace(query=rest)), schema
+    pool = own.get("pool", str(POOL_SIZE))
+    if not pool.isdigit() or not 1 <= int(pool) <= 1000:
+        raise BadRequest(f"pool={pool!r} must be a number of connections from 1 to 1000")
+    return urlunsplit(parts._replace(query=rest)), schema, int(pool)
+
+
+POOL_SIZE = 32
+"""Connections a store opens at most by default: more threads than that wait their turn."""
+
+#: how long a transaction waits for a connection before it is refused
+CONNECT_WAIT = Store.retry_budget
+
+
+def _server_full(exc: psycopg.OperationalError) -> bool:
+    """The server refused a new connection because all its slots are taken (53300)."""
+    text = str(exc)
+    return "too many clients" in text or "remaining connection slots" in text
+
+
+class _Pool:
+    """A bounded set of connections shared by the threads of one store.
+
+    A transaction takes a connection (the most recently returned one, whose prepared
+    statements are warm) and gives it back when it ends; when ``size`` are open, or the
+    server has no slot left, it waits for one to come back."""
+
+    def __init__(self, opener: Callable[[], psycopg.Connection[Any]], size: int) -> None:
+        self._opener = opener
+        self.size = size
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._open = 0
+        self._cond = threading.Condition()
+        self._gen = 0                        # close() starts a new generation
+        self._born: dict[int, int] = {}      # id(conn) -> its generation
+
+    def get(self) -> psycopg.Connection[Any]:
+        deadline = time.monotonic() + CONNECT_WAIT
+        delay = 0.01
+        while True:
+            with self._cond:
+                while not self._idle and self._open >= self.size:
+                    if not self._cond.wait(deadline - time.monotonic()):
+                        raise StoreBusy(f"no database connection came free in {CONNECT_WAIT:.0f} s "
+                                        f"({self._open} in use): nothing was written, send the "
+                                        "same request again")
+                if self._idle:
+                    return self._idle.pop()
+                self._open += 1
+                gen = self._gen
+            try:
+                conn = self._opener()
+            except psycopg.OperationalError as exc:
+                with self._cond:
+                    self._open -= 1
+                    self._cond.notify()
+                if not _server_full(exc) or time.monotonic() > deadline:
+                    raise
+            else:
+                with self._cond:
+                    self._born[id(conn)] = gen
+                return conn
+            # the server is full (other clients): wait for one of ours to come back, or
+            # try to connect again a little later
+            with self._cond:
+                if not self._idle:
+                    self._cond.wait(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+
+    def put(self, conn: psycopg.Connection[Any]) -> None:
+        keep = not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE
+        with self._cond:
+            if keep and self._born.get(id(conn)) == self._gen:
+                self._idle.append(conn)
+                self._cond.notify()
+                return
+            self._open -= 1
+            self._born.pop(id(conn), None)
+            self._cond.notify()
+        with contextlib.suppress(psycopg.Error):
+            conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections; those in use close when they come back."""
+        with self._cond:
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+            for c in idle:
+                self._born.pop(id(c), None)
+            self._gen += 1
+            self._cond.notify_all()
+        for c in idle:
+            with contextlib.suppress(psycopg.Error):
+                c.close()
 
 
 class PostgresStore(Store):
@@ -245,17 +340,22 @@ class PostgresStore(Store):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.conninfo, self.schema = split_schema(url)
-        self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+        self.conninfo, self.schema, pool = split_params(url)
+        # autocommit: each transaction sends its own BEGIN ISOLATION LEVEL SERIALIZABLE and
+        # COMMIT (PostgresTx)
+        self._pool = _Pool(lambda: self.connect(autocommit=True, quiet=True), pool)
+        self.gate = KeyGate()
 
-    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    def connect(self, *, autocommit: bool = False,
+                quiet: bool = False) -> psycopg.Connection[Any]:
+        """A new connection (in ``schema`` when the URL names one). Refused connections
+        raise :class:`BadRequest` naming the URL, or with ``quiet`` the driver's error."""
         try:
             conn = psycopg.connect(self.conninfo, autocommit=autocommit, connect_timeout=10)
         except psycopg.OperationalError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
-            raise BadRequest(f"cannot connect to {self.safe_url()}: {first}") from None
+            if quiet:
+                raise
+            raise self._refused(exc) from None
         if self.schema:
             with conn.transaction():
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
@@ -264,42 +364,44 @@ class PostgresStore(Store):
                 conn.commit()
         return conn
 
-    def _conn(self) -> psycopg.Connection[Any]:
-        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            # autocommit: each transaction sends its own BEGIN ISOLATION LEVEL SERIALIZABLE
-            # and COMMIT (PostgresTx)
-            conn = self.connect(autocommit=True)
-            self._local.conn = conn
-            with self._lock:
-                self._all.append(conn)
-        return conn
+    def _refused(self, exc: psycopg.OperationalError) -> BadRequest:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+        return BadRequest(f"cannot connect to {self.safe_url()}: {first}")
 
-    def _attempt(self, fn: Callable[[Tx], T]) -> T:
-        conn = self._conn()
+    @contextlib.contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
         try:
+            conn = self._pool.get()
+        except psycopg.OperationalError as exc:
+            raise self._refused(exc) from None
+        try:
+            yield conn
+        finally:
+            self._pool.put(conn)
+
+    def _attempt(self, fn: Callable[[Tx], T], held: frozenset[str]) -> T:
+        with self._conn() as conn:
             tx = PostgresTx(conn)
-            result = fn(tx)
-            tx.commit()
-            return result
-        except _RETRYABLE as exc:
-            conn.rollback()
-            raise Retry() from exc
-        except psycopg.OperationalError:
-            # the connection broke: drop it; the next attempt opens a new one
+            tx.gate, tx.held = self.gate, held
             try:
-                conn.close()
-            finally:
-                self._local.conn = None
-            raise Retry() from None
-        except BaseException:
-            if not conn.closed:
+                result = fn(tx)
+                tx.commit()
+                return result
+            except _RETRYABLE as exc:
                 conn.rollback()
-            raise
+                raise Retry(tx.contended) from exc
+            except psycopg.OperationalError:
+                # the connection broke: drop it (the pool opens a new one)
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+                raise Retry() from None
+            except BaseException:
+                if not conn.closed:
+                    conn.rollback()
+                raise
 
     def script(self, sql: str) -> None:
-        conn = self._conn()
-        with conn.transaction():
+        with self._conn() as conn, conn.transaction():
             conn.execute(sql.encode())
 
     def drop_schema(self) -> None:
@@ -311,9 +413,6 @@ class PostgresStore(Store):
             conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     def close(self) -> None:
-        with self._lock:
-            for c in self._all:
-                with contextlib.suppress(psycopg.Error):
-                    c.close()
-            self._all.clear()
-        self._local = threading.local()
+        """Close every idle connection; one still in use closes when it comes back. The
+        store stays usable (it opens new connections)."""
+        self._pool.close()

@@ -102,7 +102,7 @@ class SqliteStore(Store):
                 self._all.append(conn)
         return conn
 
-    def _attempt(self, fn: Callable[[Tx], T]) -> T:
+    def _attempt(self, fn: Callable[[Tx], T], held: frozenset[str]) -> T:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")

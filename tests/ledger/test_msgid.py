@@ -91,15 +91,18 @@ def test_many_terminals_of_one_institution_at_once(host: HostService) -> None:
                           terminal_id=f"{10 + i:02d}") for i in range(terminals)]
     errors: list[BaseException] = []
     msgids: list[str] = []
+    refused: list[str] = []
     start = threading.Barrier(terminals)
 
     def run(c: HostClient) -> None:
         start.wait()
         try:
             for _ in range(per_terminal):
-                msgids.append(c.call_envelope("8109", {"data": {
+                answer = c.call_envelope("8109", {"data": {
                     "psn_no": h.psn_no, "amount": "0.01", "target": "medical"}})
-                    ["inf_refmsgid"])
+                msgids.append(answer["inf_refmsgid"])
+                if answer["infcode"] != 0:
+                    refused.append(answer["err_msg"])
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -111,6 +114,7 @@ def test_many_terminals_of_one_institution_at_once(host: HostService) -> None:
     for c in clients:
         c.close()
     assert errors == []
+    assert refused == []
     assert len(set(msgids)) == terminals * per_terminal
     assert balances(host)[f"medical:{h.psn_no}"] == terminals * per_terminal
     assert verify(host) == []
