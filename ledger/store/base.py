@@ -199,17 +199,16 @@ class Store(ABC):
                     attempts += 1
                     if attempts >= self.min_attempts and time.monotonic() >= deadline:
                         break
+                    time.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.05)
                     if self.gate is not None and not retry.keys <= set(held):
-                        # a conflict on a hot row: queue for its key(s), then try again
-                        # at once (holding them, nothing of this process competes)
+                        # a conflict on a hot row: queue for its key(s) (holding them,
+                        # nothing else of this process competes for that row)
                         self.gate.release(held)
                         want = retry.keys | set(held)
                         held = self.gate.acquire(want, deadline)
                         if len(held) < len(want):
                             break
-                        continue
-                    time.sleep(delay * (0.5 + random.random()))
-                    delay = min(delay * 2, 0.05)
         finally:
             if self.gate is not None:
                 self.gate.release(held)
