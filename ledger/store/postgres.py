@@ -279,7 +279,7 @@ class _Pool:
         while True:
             with self._cond:
                 while not self._idle and self._open >= self.size:
-                    if not self._cond.wait(deadline - time.monotonic()):
+                    if not self._cond.wait(max(0.0, deadline - time.monotonic())):
                         raise StoreBusy(f"no database connection came free in {CONNECT_WAIT:.0f} s "
                                         f"({self._open} in use): nothing was written, send the "
                                         "same request again")
