@@ -218,17 +218,22 @@ class Store(ABC):
 
     # -- migrations ---------------------------------------------------------------------
 
+    @abstractmethod
+    def _missing_table(self, exc: Exception) -> bool:
+        """Whether ``exc`` says a table does not exist (and nothing worse)."""
+
     def schema_version(self) -> int:
+        """The newest migration applied; 0 for a database ``sscard host init`` has not
+        prepared. An unreachable or broken database is an error, not version 0."""
         def q(tx: Tx) -> int:
             try:
                 row = tx.one("SELECT MAX(version) FROM schema_version")
-            except Exception:  # the table does not exist yet
-                return 0
+            except Exception as exc:
+                if self._missing_table(exc):
+                    return 0
+                raise
             return int(row[0]) if row and row[0] is not None else 0
-        try:
-            return self.run(q)
-        except Exception:
-            return 0
+        return self.run(q)
 
     def migrate(self) -> list[int]:
         """Apply every migration newer than the schema; return the versions applied."""

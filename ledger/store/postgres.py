@@ -400,6 +400,9 @@ class PostgresStore(Store):
                     conn.rollback()
                 raise
 
+    def _missing_table(self, exc: Exception) -> bool:
+        return isinstance(exc, pgerr.UndefinedTable)
+
     def script(self, sql: str) -> None:
         with self._conn() as conn, conn.transaction():
             conn.execute(sql.encode())

@@ -83,20 +83,27 @@ class SqliteStore(Store):
                 parent = Path(self.path).parent
                 if not parent.is_dir():
                     raise BadRequest(f"directory {parent} does not exist: create it first")
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
-                                   check_same_thread=False)
-            # a new file gets small pages: a settlement changes one row in each of a
-            # dozen B-trees, and every changed page goes to the WAL whole at each commit
-            # (no effect on an existing file)
-            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self.synchronous}")
-            conn.execute("PRAGMA busy_timeout=10000")
-            # keep the B-tree interior pages of large books in memory: a settlement's
-            # latency must not grow with the number of cards
-            conn.execute("PRAGMA cache_size=-65536")
-            conn.execute("PRAGMA mmap_size=1073741824")
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0,
+                                       check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise self._broken(exc) from None
+            try:
+                # a new file gets small pages: a settlement changes one row in each of a
+                # dozen B-trees, and every changed page goes to the WAL whole at each
+                # commit (no effect on an existing file)
+                conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+                conn.execute("PRAGMA busy_timeout=10000")
+                # keep the B-tree interior pages of large books in memory: a settlement's
+                # latency must not grow with the number of cards
+                conn.execute("PRAGMA cache_size=-65536")
+                conn.execute("PRAGMA mmap_size=1073741824")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                conn.close()
+                raise self._broken(exc) from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -119,10 +126,25 @@ class SqliteStore(Store):
             if _busy(exc):
                 raise Retry() from exc
             raise
+        except sqlite3.DatabaseError as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            if type(exc) is sqlite3.DatabaseError:   # a damaged file, not a constraint
+                raise self._broken(exc) from None
+            raise
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _broken(self, exc: sqlite3.Error) -> BadRequest:
+        """The file cannot be used as a database: say which file and why."""
+        return BadRequest(f"database file {self.path} cannot be used ({exc}): check the URL, "
+                          "or restore the file from a backup")
+
+    def _missing_table(self, exc: Exception) -> bool:
+        return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
 
     def script(self, sql: str) -> None:
         """Run a migration in one transaction with foreign keys off, so that it may rebuild

@@ -72,3 +72,69 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     rc = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err
     assert rc != 0 and message in err and "Traceback" not in err
+
+
+def _damage_page(path: Path, page: int) -> None:
+    """Overwrite one page of a SQLite file with bytes no B-tree page can start with."""
+    import sqlite3
+    conn = sqlite3.connect(path)
+    size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    with path.open("r+b") as f:
+        f.seek((page - 1) * size)
+        f.write(b"\xff" * size)
+
+
+def _root_page(path: Path, table: str) -> int:
+    import sqlite3
+    conn = sqlite3.connect(path)
+    row = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+    conn.close()
+    return int(row[0])
+
+
+def test_a_file_that_is_no_database_is_named_not_taken_for_a_new_one(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "host.db"
+    bad.write_bytes(bytes(range(256)) * 40)
+    before = bad.read_bytes()
+    for argv in (["host", "report", "--db", f"sqlite:///{bad}"],
+                 ["host", "init", "--db", f"sqlite:///{bad}"],
+                 ["host", "populate", "--db", f"sqlite:///{bad}", "--cards", "3"]):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc != 0 and "Traceback" not in err
+        assert f"database file {bad} cannot be used (file is not a database)" in err
+        assert "host init" not in err          # not mistaken for an empty database
+    assert bad.read_bytes() == before          # nothing written over it
+
+
+def test_a_damaged_page_is_reported_and_the_store_stays_usable(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger.errors import BadRequest
+    from ledger.store import open_store
+    path = tmp_path / "host.db"
+    db = f"sqlite:///{path}"
+    assert main(["host", "init", "--db", db]) == 0
+    assert main(["host", "populate", "--db", db, "--cards", "300", "--batch", "300"]) == 0
+    _damage_page(path, _root_page(path, "cards"))
+    capsys.readouterr()
+    store = open_store(db)
+    store.require_schema()                     # the schema table itself is intact
+    with pytest.raises(BadRequest, match=r"cannot be used \(database disk image is malformed\)"):
+        store.run(lambda tx: tx.one("SELECT COUNT(*) FROM cards WHERE card_no > ''"))
+    # the store stays usable for what the damage does not touch, in a new transaction
+    assert store.schema_version() >= 1
+    store.close()
+
+
+def test_a_dead_postgresql_server_is_named_not_taken_for_an_empty_database(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://sscard@127.0.0.1:1/none"       # nothing listens on port 1
+    for argv in (["host", "report", "--db", url],
+                 ["host", "serve", "--db", url, "--listen", "127.0.0.1:0"]):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc != 0 and "Traceback" not in err
+        assert f"cannot connect to {url}" in err and "host init" not in err
