@@ -87,10 +87,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the last line of defence: a message, never a traceback
         if debug:
             raise
-        kind = type(exc).__name__
-        print(f"sscard: {kind}: {exc}", file=sys.stderr)
+        print(f"sscard: {describe(exc)}", file=sys.stderr)
         return 1
     return int(rc or 0)
+
+
+_OWN = ("apdu", "card", "reader", "ledger", "terminal")
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error: sscard's own errors speak for themselves; a file the system
+    refused is named with the reason; anything else keeps its type for a bug report."""
+    if isinstance(exc, OSError) and exc.strerror:
+        names = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+        return f"{names}: {exc.strerror}" if names else exc.strerror
+    if type(exc).__module__.split(".")[0] in _OWN and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 if __name__ == "__main__":
