@@ -112,5 +112,10 @@ def test_an_output_file_never_replaces_an_input_a_directory_or_a_device(
     with pytest.raises(CliError, match="does not exist; create it first"):
         check_output(tmp_path / "no" / "x.jpg")
     check_output(card, force=True)                  # an ordinary file, with --force
+    check_output(link, force=True)                  # a link to one
+    devlink = tmp_path / "dev.json"
+    devlink.symlink_to("/dev/null")
+    with pytest.raises(CliError, match="not a regular file"):
+        check_output(devlink, force=True)
     check_output(tmp_path / "new.jpg")
     assert card.read_text() == "{}"

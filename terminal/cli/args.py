@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -54,22 +56,32 @@ def count(low: int = 1, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def terminal_id(text: str) -> str:
+    """A terminal number at its institution: two digits, 00–99 (the msgid slot of
+    spec/host.md §1, and the end of the terminal's paasid ``institution-NN``)."""
+    if not re.fullmatch(r"[0-9]{2}", text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a terminal id is two digits, 00 to 99")
+    return text
+
+
 def check_output(path: Path, *, force: bool = False, inputs: Iterable[Path | None] = (),
                  option: str = "--out") -> None:
     """Refuse to write ``path`` where that would lose something: it is one of the command's
-    own ``inputs`` (a card image, say), it is not a regular file (a directory, a device),
-    it exists and ``force`` is not given, or its directory does not exist."""
+    own ``inputs`` (a card image, say), it is not a regular file (a directory, a device;
+    a symbolic link counts as what it points to), it exists and ``force`` is not given, or
+    its directory does not exist."""
     for src in inputs:
         if src is not None and path.exists() and src.exists() and path.samefile(src):
             raise CliError(f"{option} {path} is the command's own input file: choose another "
                            "file")
-    if path.exists() or path.is_symlink():
-        mode = path.lstat().st_mode
+    if path.exists():                        # a symbolic link: what it points to
+        mode = path.stat().st_mode
         if stat.S_ISDIR(mode):
             raise CliError(f"{option} {path} is a directory: name a file")
         if not stat.S_ISREG(mode):
             raise CliError(f"{option} {path} is not a regular file: choose another file")
         if not force:
             raise CliError(f"{path} already exists; choose another {option} or add --force")
-    if not path.parent.is_dir():
-        raise CliError(f"directory {path.parent} does not exist; create it first")
+    parent = Path(os.path.realpath(path)).parent
+    if not parent.is_dir():
+        raise CliError(f"directory {parent} does not exist; create it first")

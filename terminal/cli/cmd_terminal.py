@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.cli import CliError
+from terminal.cli.args import terminal_id
 
 MODES = ("pharmacy", "hospital", "counter", "workbench")
 TERMINAL_ID = "02"
@@ -93,7 +94,7 @@ def register(subparsers: Any) -> None:
                         help="colour theme (Ctrl+T switches while running)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="data directory (default: $XDG_DATA_HOME/sscard)")
-    parser.add_argument("--terminal-id", default=TERMINAL_ID, metavar="ID",
+    parser.add_argument("--terminal-id", type=terminal_id, default=TERMINAL_ID, metavar="ID",
                         help="this terminal's number at its institution (default "
                              "%(default)s; `sscard checkout` defaults to 01): every terminal "
                              "of an institution needs its own id, the host's message ids are "
