@@ -51,7 +51,14 @@ from apdu.errors import ApduError
 from apdu.response import ResponseApdu
 from apdu.t0 import T0CardAdapter
 from card import crypto, pboc, pin, purse
-from card.errors import CardEvent, CardNotPowered, CardRemoved, ImageError
+from card.errors import (
+    CardError,
+    CardEvent,
+    CardNotPowered,
+    CardRemoved,
+    ImageError,
+    os_reason,
+)
 from card.faults import FaultPlan
 from card.fs import DedicatedFile, ElementaryFile
 from card.image import CardImage, FileStore, MemoryStore, Store
@@ -203,23 +210,40 @@ class VirtualCard:
             answer = self.dispatch(cmd)
         except CardEvent:
             raise
-        except OSError:  # the image could not be written: the card's EEPROM failed
-            log.exception("memory failure processing %s", cmd.header.hex().upper())
+        except OSError as exc:  # the image could not be written: the card's EEPROM failed
+            header = cmd.header.hex().upper()
+            log.warning("memory failure (6581) on %s: the card image %s cannot be written: %s",
+                        header, self._where(), exc.strerror or exc)
+            log.debug("memory failure on %s", header, exc_info=True)
             self._reload()
             return sw(0x6581)
-        except Exception:  # a bug must not kill the card: 6F00, reload the durable state
-            log.exception("internal error processing %s", cmd.header.hex().upper())
+        except Exception as exc:  # a bug must not kill the card: 6F00, reload the durable state
+            header = cmd.header.hex().upper()
+            log.error("internal error (6F00) on %s: %s: %s (a bug in sscard: please report "
+                      "it; the traceback is logged at debug level)", header, type(exc).__name__,
+                      exc)
+            log.debug("internal error on %s", header, exc_info=True)
             self._reload()
             return sw(0x6F00)
         self.step("command.done")
         return answer
 
+    def _where(self) -> str:
+        return str(getattr(self.store, "path", "in memory"))
+
     def _reload(self) -> None:
         """Drop uncommitted changes: back to the last durable image, volatile state reset."""
         try:
             self.image = CardImage.from_doc(self.store.load())
-        except Exception:  # the store itself is unreadable: keep the working copy
-            log.exception("reloading the card image failed")
+        except (OSError, CardError) as exc:  # the store is unreadable: keep the working copy
+            reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            log.warning("the card image %s cannot be reloaded (%s); keeping the card's "
+                        "working state", self._where(), reason)
+            log.debug("reloading the card image failed", exc_info=True)
+        except Exception as exc:
+            log.error("internal error reloading the card image %s: %s: %s", self._where(),
+                      type(exc).__name__, exc)
+            log.debug("reloading the card image failed", exc_info=True)
         self._reset_volatile()
 
     def step(self, name: str) -> None:

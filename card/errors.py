@@ -53,3 +53,14 @@ class CardRemoved(CardEvent):
 
 class CardNotPowered(CardEvent):
     """A command was sent to a card that is not powered (call ``power_on`` first)."""
+
+
+def os_reason(exc: OSError) -> str:
+    """One line for a failed file operation: ``file: reason`` (no errno, no traceback).
+
+    >>> os_reason(FileNotFoundError(2, "No such file or directory", "/gone/x.json"))
+    '/gone/x.json: No such file or directory'
+    """
+    if not exc.strerror:
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror

@@ -22,7 +22,8 @@ Document shape (schema 1), every binary value as upper-case hex::
 The integrity seal holds a SHA-256 of every other top-level section in canonical JSON
 (sorted keys, no spaces, UTF-8): a section edited by hand is refused with its name.
 Saving is atomic (temp file in the same directory, fsync, rename, fsync of the directory)
-so a crash leaves either the old or the new image, never half of one.
+so a crash leaves either the old or the new image, never half of one; an image reached
+through a symbolic link is saved to the link's target, so the link stays a link.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
+import errno
 import hashlib
 import json
 import os
 import secrets
+import stat
 import tempfile
 import tomllib
 from collections.abc import Callable
@@ -93,7 +96,7 @@ def check_seal(doc: dict[str, Any]) -> None:
         if hashlib.sha256(canonical(body[name])).hexdigest() != sections[name]:
             raise ImageError(
                 name, "content does not match the integrity seal: the image was edited by "
-                "hand or damaged; re-issue the card with 'sscard card issue'"
+                "hand or damaged; re-issue it ('sscard card issue', a PSAM 'sscard card psam')"
             )
 
 
@@ -155,15 +158,26 @@ def atomic_write(path: str | os.PathLike[str], text: str,
                  before_rename: Callable[[], None] | None = None) -> None:
     """Write ``text`` to ``path`` atomically: temp file, fsync, rename, fsync the directory.
 
+    A symbolic link stays a link: the link's target is replaced (temp file beside it).
+    Anything but a regular file (a directory, a device) is refused with an ``OSError``.
     ``before_rename`` runs after the temp file is durable and before it replaces the old
-    file (fault injection uses it to cut power at the worst moment).
+    file (fault injection uses it to cut power at the worst moment; an exception from it
+    leaves the old file untouched).
     """
     p = Path(path)
+    if p.is_symlink():
+        p = Path(os.path.realpath(p))
     directory = p.parent if str(p.parent) else Path(".")
     try:
-        mode = p.stat().st_mode & 0o777
+        st = p.stat()
     except FileNotFoundError:
         mode = 0o644
+    else:
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file: refusing to replace it", str(path))
+        mode = st.st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, mode)
@@ -473,7 +487,7 @@ def validate_identity(ident: dict[str, Any]) -> None:
     if ident["bank"] not in BANKS:
         raise ImageError("identity.bank", f"must be one of {', '.join(BANKS)}")
     area = ident["area_code"]
-    if len(area) != 6 or not area.isdigit():
+    if len(area) != 6 or not area.isascii() or not area.isdigit():
         raise ImageError("identity.area_code", "must be 6 digits")
     if ident["generation"] not in GENERATIONS:
         raise ImageError("identity.generation", f"must be one of {', '.join(GENERATIONS)}")

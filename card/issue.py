@@ -32,6 +32,7 @@ import datetime as dt
 import json
 import os
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from apdu import codec
 from apdu.errors import ApduError
 from card import keys, pboc
 from card.errors import IssueError
-from card.image import BANKS, CardImage, PinRecord, atomic_write, card_id_auth, seal
+from card.image import BANKS, CardImage, PinRecord, atomic_write, card_id_auth, dumps, seal
 from card.photo import make_photo
 
 INITIAL_PIN = "123456"
@@ -150,6 +151,34 @@ class Issued:
         return CardImage.from_doc(self.doc)
 
 
+def save_issued(issued: Issued, out: Path, registry: IssuerRegistry | None) -> None:
+    """Write an issued card's image to ``out`` atomically and, with a ``registry``, record
+    the card there once the image is durable, just before it takes its name: a card the
+    register lists always exists. Should the rename still fail, the record is taken back.
+    Raises :class:`IssueError` (register) or ``OSError`` (image)."""
+    ident = issued.doc["identity"]
+    numbers = (ident["area_code"], ident["card_number"], ident["card_id_code"])
+    recorded: list[bool] = []
+
+    def record() -> None:
+        if registry is not None:
+            registry.record(*numbers)
+            recorded.append(True)
+
+    try:
+        atomic_write(out, dumps(issued.doc, out.suffix.lower() == ".toml"), record)
+    except IssueError as exc:
+        raise IssueError(f"{exc}; no card was issued") from None
+    except BaseException:
+        if recorded and registry is not None:
+            try:
+                registry.forget(*numbers)
+            except IssueError as exc:
+                raise IssueError(f"the card image {out} was not written, but {exc}: remove "
+                                 f"{ident['card_number']} from it by hand") from None
+        raise
+
+
 class IssuerRegistry:
     """A JSON file recording the serials and card numbers already issued, per area.
 
@@ -160,12 +189,19 @@ class IssuerRegistry:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if self.path.exists():
+            if not self.path.is_file():
+                raise IssueError(f"issuer file {self.path} is not a regular file")
             try:
-                self.doc: dict[str, Any] = json.loads(self.path.read_text("utf-8"))
-            except (OSError, ValueError) as exc:
-                raise IssueError(f"issuer file {self.path} is unreadable: {exc}") from None
-            if not isinstance(self.doc.get("areas"), dict):
-                raise IssueError(f"issuer file {self.path} has no 'areas' object")
+                doc: Any = json.loads(self.path.read_text("utf-8"))
+            except OSError as exc:
+                raise IssueError(f"issuer file {self.path} cannot be read: "
+                                 f"{exc.strerror or exc}") from None
+            except ValueError as exc:
+                raise IssueError(f"issuer file {self.path} is not valid JSON: {exc}") from None
+            self.doc: dict[str, Any] = _registry_doc(doc, self.path)
+        elif not self.path.parent.is_dir():
+            raise IssueError(f"issuer file {self.path}: directory {self.path.parent} does not "
+                             "exist; create it first")
         else:
             self.doc = {"areas": {}}
 
@@ -195,12 +231,49 @@ class IssuerRegistry:
         return card_number in self.doc["areas"].get(area, {}).get("card_numbers", [])
 
     def record(self, area: str, card_number: str, card_id_code: str = "") -> None:
+        """Record an issued card and save the file (:class:`IssueError` if it cannot be)."""
         self.check_free(area, card_number, card_id_code)
         entry = self._entry(area)
         entry["card_numbers"].append(card_number)
         if card_id_code:
             entry.setdefault("card_id_codes", []).append(card_id_code)
-        atomic_write(self.path, json.dumps(self.doc, indent=1) + "\n")
+        self._save()
+
+    def forget(self, area: str, card_number: str, card_id_code: str = "") -> None:
+        """Undo :meth:`record` for a card whose image could not be written."""
+        entry = self._entry(area)
+        if card_number in entry["card_numbers"]:
+            entry["card_numbers"].remove(card_number)
+        if card_id_code in entry.get("card_id_codes", []):
+            entry["card_id_codes"].remove(card_id_code)
+        self._save()
+
+    def _save(self) -> None:
+        try:
+            atomic_write(self.path, json.dumps(self.doc, indent=1) + "\n")
+        except OSError as exc:
+            raise IssueError(f"issuer file {self.path} cannot be written: "
+                             f"{exc.strerror or exc}") from None
+
+
+def _registry_doc(doc: Any, path: Path) -> dict[str, Any]:
+    """The issuer file's document, its shape checked (:class:`IssueError` says what is wrong)."""
+    where = f"issuer file {path}"
+    if not isinstance(doc, dict) or not isinstance(doc.get("areas"), dict):
+        raise IssueError(f"{where} has no 'areas' object (expected "
+                         '{"areas": {"370800": {"next": 1, "card_numbers": []}}})')
+    for area, entry in doc["areas"].items():
+        if not isinstance(entry, dict):
+            raise IssueError(f"{where}: area {area} is not an object")
+        nxt = entry.get("next")
+        if not isinstance(nxt, int) or isinstance(nxt, bool) or nxt < 1:
+            raise IssueError(f"{where}: area {area} 'next' must be a whole number 1 or more")
+        for key in ("card_numbers", "card_id_codes"):
+            value = entry.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise IssueError(f"{where}: area {area} {key!r} must be a list of strings")
+        entry.setdefault("card_numbers", [])
+    return doc
 
 
 def _validate_holder(h: Holder) -> tuple[str, str, str]:
@@ -224,6 +297,11 @@ def _validate_holder(h: Holder) -> tuple[str, str, str]:
         raise IssueError(f"sex {sex} does not match the ID number (which says {id_sex})")
     if not h.name.strip():
         raise IssueError("the holder's name is empty")
+    control = next((c for c in h.name if unicodedata.category(c).startswith("C")), None)
+    if control is not None:
+        raise IssueError(f"the holder's name {h.name!r} holds a control character "
+                         f"(U+{ord(control):04X}): give the name on one line, printable "
+                         "characters only")
     try:
         codec.split_name(h.name)
     except Exception:
@@ -241,7 +319,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
           issue_date: dt.date | None = None, registry: IssuerRegistry | None = None,
           pin: str | None = None, locked: bool = False, card_number: str | None = None,
           card_id_code: str | None = None, pan: str | None = None, pan_seq: int | None = None,
-          photo: bytes | None = None) -> Issued:
+          photo: bytes | None = None, register: bool = True) -> Issued:
     """Issue a card image. ``algorithm`` defaults to SM4 for 3.00 and 3DES before.
 
     ``pin`` overrides the initial PIN (fixtures); ``locked`` issues it with the PIN blocked.
@@ -249,6 +327,8 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     are numbers assigned elsewhere (the host, for a replacement): validated, checked against
     ``registry``, used as given; any left out is allocated as usual. ``photo`` (JPEG, at most
     4096 bytes) replaces the generated portrait (a replacement keeps the holder's photo).
+    ``register=False`` leaves recording the card in ``registry`` to the caller, who does it
+    once the image is written (:meth:`IssuerRegistry.record`).
     """
     ssn, birth, sex = _validate_holder(holder)
     bank = bank.upper()
@@ -423,7 +503,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     }
     doc = seal(doc)
     CardImage.from_doc(doc)  # self-check: what we issue must load
-    if registry is not None:
+    if registry is not None and register:
         registry.record(area, card_number, cid.to_hex())
     return Issued(doc, initial_pin, card_number)
 

@@ -5,7 +5,8 @@ both algorithms (TEST keys, see :mod:`card.keys`), a terminal number (EF16, cn6 
 whose first six are the city code) and a 4-byte terminal transaction counter. It performs
 the level-3 diversification itself from the card factor (ATR historical bytes 6–13) the
 terminal passes, so the terminal never holds a key. It speaks APDUs only and implements
-:class:`apdu.iface.CardLike`; like the card it never raises from ``transmit``.
+:class:`apdu.iface.CardLike`; like the card it never raises from ``transmit`` (an image
+that cannot be written answers 6581, a bug 6F00, each logged in one line).
 
 Commands
 --------
@@ -77,7 +78,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from apdu import atr as atrmod
 from apdu.command import CommandApdu
@@ -85,8 +86,8 @@ from apdu.errors import ApduError
 from apdu.response import ResponseApdu
 from apdu.t0 import T0CardAdapter
 from card import crypto, keys
-from card.errors import CardNotPowered, ImageError
-from card.image import FileStore, MemoryStore, Store, check_seal, seal
+from card.errors import CardError, CardNotPowered, ImageError, IssueError
+from card.image import FileStore, MemoryStore, Store, check_seal, read_document, seal
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,10 @@ class PsamImage:
         if not isinstance(doc.get("test_keys"), bool):
             raise ImageError("test_keys", "must be true or false")
         area = doc.get("area_code")
-        if not isinstance(area, str) or len(area) != 6 or not area.isdigit():
+        if not _digits(area, 6):
             raise ImageError("area_code", "must be 6 digits")
         tn = doc.get("terminal_number")
-        if not isinstance(tn, str) or len(tn) != 12 or not tn.isdigit():
+        if not _digits(tn, 12):
             raise ImageError("terminal_number", "must be 12 digits (cn6)")
         if tn[:6] != area:
             raise ImageError("terminal_number", "its first six digits must be the area code")
@@ -162,9 +163,25 @@ class PsamImage:
         }
 
 
+def _digits(value: Any, n: int) -> TypeGuard[str]:
+    return isinstance(value, str) and len(value) == n and value.isascii() and value.isdigit()
+
+
+def load_psam_doc(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a PSAM image file (JSON, or TOML by suffix) and check it as ``card show`` does:
+    format, fields and integrity seal; :class:`ImageError` says what is wrong."""
+    doc = read_document(path)
+    PsamImage(doc)
+    return doc
+
+
 def make_psam_doc(area: str = "370800", terminal_serial: int = 1,
                   algorithms: tuple[str, ...] = ("3DES", "SM4")) -> dict[str, Any]:
     """A sealed PSAM image for ``area`` with the TEST city keys of ``algorithms``."""
+    if not _digits(area, 6):
+        raise IssueError(f"area code must be 6 digits, got {area!r}")
+    if not 0 <= terminal_serial <= 999_999:
+        raise IssueError(f"terminal serial must be 0..999999, got {terminal_serial}")
     doc = {
         "format": PSAM_FORMAT,
         "schema": 1,
@@ -240,15 +257,34 @@ class VirtualPsam:
             return exc.sw.to_bytes(2, "big")
         try:
             data, code = self._dispatch(cmd)
-        except Exception:
-            log.exception("PSAM internal error on %s", cmd.header.hex().upper())
-            self._reset_volatile()
+        except OSError as exc:  # the image could not be written: memory failure, as a card
+            log.warning("PSAM memory failure (6581) on %s: the PSAM image %s cannot be "
+                        "written: %s", cmd.header.hex().upper(),
+                        getattr(self.store, "path", "in memory"), exc.strerror or exc)
+            log.debug("PSAM memory failure", exc_info=True)
+            self._reload()
+            data, code = b"", 0x6581
+        except Exception as exc:  # a bug must not kill the PSAM
+            log.error("PSAM internal error (6F00) on %s: %s: %s (a bug in sscard: please "
+                      "report it; the traceback is logged at debug level)",
+                      cmd.header.hex().upper(), type(exc).__name__, exc)
+            log.debug("PSAM internal error", exc_info=True)
+            self._reload()
             data, code = b"", 0x6F00
         if self.t0:
             return self._t0.respond(cmd, ResponseApdu(data, code))
         return data + code.to_bytes(2, "big")
 
     # -- internals ------------------------------------------------------------------------------
+    def _reload(self) -> None:
+        """Back to the last durable image (an unsaved counter step is dropped), volatile reset."""
+        try:
+            self.image = PsamImage(self.store.load())
+        except (OSError, CardError) as exc:
+            log.warning("the PSAM image cannot be reloaded (%s); keeping its working state",
+                        exc.strerror if isinstance(exc, OSError) else exc)
+        self._reset_volatile()
+
     def _reset_volatile(self) -> None:
         self.session: bytes | None = None
         self.session_alg: int = crypto.ALG_3DES

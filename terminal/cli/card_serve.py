@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,6 +26,7 @@ from reader.echo import EchoCard
 from reader.trace import TracedCard, TraceWriter
 from reader.vpcd import VpcdServer, parse_endpoint
 from terminal.cli import CliError
+from terminal.cli.args import count, seconds
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -55,16 +56,17 @@ def register(card_subparsers: Any) -> None:
                    help="card or PSAM image(s) (JSON/TOML); several go to consecutive slots")
     p.add_argument("--vpcd", nargs="?", const="", default=None, metavar="HOST:PORT",
                    help="vpcd endpoint of slot 0 (default 127.0.0.1:35963)")
-    p.add_argument("--slot", type=int, default=0, help="first vpcd slot (port offset, default 0)")
+    p.add_argument("--slot", type=count(0), default=0,
+                   help="first vpcd slot (port offset, default 0)")
     p.add_argument("--serial", metavar="URL", help="serve on a serial line instead "
                    "(rfc2217://HOST:PORT or pty)")
     p.add_argument("--echo", action="store_true", help="serve the minimal echo card")
     p.add_argument("--replay", type=Path, metavar="TRACE",
                    help="serve a simulated card answering from a recorded trace")
-    p.add_argument("--remove-after", type=float, metavar="S",
-                   help="remove the card(s) after S seconds and exit")
-    p.add_argument("--insert-after", type=float, default=0.0, metavar="S",
-                   help="wait S seconds before inserting")
+    p.add_argument("--remove-after", type=seconds(), metavar="S",
+                   help="remove the card(s) after S seconds (more than 0) and exit")
+    p.add_argument("--insert-after", type=seconds(zero=True), default=0.0, metavar="S",
+                   help="wait S seconds before inserting (default 0: at once)")
     p.add_argument("--trace", type=Path, metavar="FILE",
                    help="record the card-side APDU trace (PINs masked)")
     p.add_argument("--no-quickack", action="store_true",
@@ -74,28 +76,29 @@ def register(card_subparsers: Any) -> None:
 
 
 def load_served(path: Path) -> tuple[CardLike, str]:
-    """A card or PSAM image as a T=0 card object (vpcd does no T=0 work) and a label."""
-    try:
-        head = json.loads(path.read_text(encoding="utf-8")) if path.suffix != ".toml" else {}
-    except FileNotFoundError:
-        raise CliError(f"{path} does not exist; give a card image "
-                       "(e.g. fixtures/cards/zhang-san.json)") from None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read {path}: {exc}") from None
-    try:
-        from card.errors import CardError
+    """A card or PSAM image (JSON or TOML) as a T=0 card object (vpcd does no T=0 work) and
+    a label."""
+    from card.errors import CardError
+    from card.image import read_document
 
-        if isinstance(head, dict) and head.get("format") == "sscard-psam":
+    if not path.exists():
+        raise CliError(f"{path} does not exist; give a card image "
+                       "(e.g. fixtures/cards/zhang-san.json)")
+    try:
+        head = read_document(path)
+        if head.get("format") == "sscard-psam":
             from card.psam import VirtualPsam
 
             return VirtualPsam.from_image(path, t0=True), f"PSAM {path.name}"
         from card.cos import VirtualCard
 
         card = VirtualCard.from_image(path, t0=True)
-        ident = head.get("identity", {}) if isinstance(head, dict) else {}
+        ident = card.image.identity
         return card, f"{ident.get('name', path.name)} {ident.get('card_number', '')}".strip()
     except CardError as exc:
         raise CliError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -162,10 +165,7 @@ def _serve_serial(args: argparse.Namespace, served: tuple[CardLike, str]) -> int
 
 
 def _serve_vpcd(args: argparse.Namespace, cards: list[tuple[CardLike, str]]) -> int:
-    try:
-        host, port = parse_endpoint(args.vpcd, args.slot)
-    except ValueError as exc:
-        raise CliError(f"{exc}") from None
+    host, port = _endpoint(args.vpcd, args.slot)
     channels = {f"vpcd:{host}:{port + i}": f"slot{args.slot + i}" for i in range(1, len(cards))}
     writer = None
     if args.trace is not None:
@@ -211,8 +211,31 @@ def _serve_vpcd(args: argparse.Namespace, cards: list[tuple[CardLike, str]]) -> 
             server.stop()
         if writer is not None:
             writer.close()
+    never = [(server, label) for server, label in servers if not server.connections]
+    if never:
+        raise CliError("; ".join(
+            f"{label} was never inserted ("
+            f"{server.last_error or f'vpcd at {server.host}:{server.port} not reached'})"
+            for server, label in never) + "; is pcscd running with vsmartcard-vpcd? "
+            "(`sscard doctor`)")
     _say(args, "card removed" if len(servers) == 1 else "cards removed")
     return 0
+
+
+def _endpoint(text: str | None, slot: int) -> tuple[str, int]:
+    """The vpcd ``(host, port)`` of ``--vpcd`` and ``--slot``; a malformed address or a host
+    name that does not resolve is a :class:`CliError` at once, not an endless retry."""
+    try:
+        host, port = parse_endpoint(text, slot)
+    except ValueError as exc:
+        raise CliError(f"--vpcd: {exc}") from None
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise CliError(f"--vpcd {text}: cannot resolve the host {host!r} ({reason}); "
+                       "give HOST:PORT, e.g. 127.0.0.1:35963") from None
+    return host, port
 
 
 def _watch_connection(args: argparse.Namespace, servers: list[tuple[VpcdServer, str]],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from typing import Any
 from card.errors import CardError, ImageError
 from card.fs import DedicatedFile, ElementaryFile
 from card.image import CardImage, atomic_write, dumps, read_document
-from card.issue import DEFAULT_AREA, Holder, IssuerRegistry, issue
+from card.issue import DEFAULT_AREA, Holder, IssuerRegistry, issue, save_issued
 from card.photo import photo_from_file
 from card.psam import PSAM_FORMAT, PsamImage, make_psam_doc
 from terminal.cli import CliError
+from terminal.cli.args import check_output, count
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -68,7 +70,8 @@ def register(subparsers: Any) -> None:
                    help="key algorithm (default SM4 for 3.00, 3DES for 2.00)")
     p.add_argument("--pin-policy", default="shared", choices=["shared", "separate"],
                    help="one PIN for both applications (default) or one each")
-    p.add_argument("--pin-max-tries", type=int, default=3, help="PIN tries (default 3)")
+    p.add_argument("--pin-max-tries", type=count(1, 15), default=3,
+                   help="PIN tries 1..15 (default 3)")
     p.add_argument("--card-number", metavar="CN9",
                    help="use this card number (9 characters, check character validated) "
                         "instead of allocating one, e.g. the host's new card number")
@@ -103,7 +106,8 @@ def register(subparsers: Any) -> None:
                "  sscard card psam --area 370100 --serial 12 --out jinan-psam.json\n",
         formatter_class=FMT)
     p.add_argument("--area", default=DEFAULT_AREA, help=f"6-digit area code ({DEFAULT_AREA})")
-    p.add_argument("--serial", type=int, default=1, help="terminal serial 0..999999 (1)")
+    p.add_argument("--serial", type=count(0, 999_999), default=1,
+                   help="terminal serial 0..999999 (1)")
     p.add_argument("--out", required=True, type=Path, help="image file to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(func=cmd_psam)
@@ -120,15 +124,19 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _check_out(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise CliError(f"{path} already exists; choose another --out or add --force")
-    if not path.parent.exists():
-        raise CliError(f"directory {path.parent} does not exist; create it first")
+def _write_image(out: Path, doc: dict[str, Any]) -> None:
+    """Write an image to ``out`` atomically; a failure is a one-line :class:`CliError`."""
+    try:
+        atomic_write(out, dumps(doc, out.suffix.lower() == ".toml"))
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def cmd_issue(args: argparse.Namespace) -> int:
-    _check_out(args.out, args.force)
+    check_output(args.out, force=args.force, inputs=[args.issuer_file])
+    if args.issuer_file is not None and (
+            os.path.realpath(args.issuer_file) == os.path.realpath(args.out)):
+        raise CliError(f"--out {args.out} is the --issuer-file: choose another file")
     try:
         registry = IssuerRegistry(args.issuer_file) if args.issuer_file else None
         issued = issue(
@@ -136,11 +144,16 @@ def cmd_issue(args: argparse.Namespace) -> int:
             bank=args.bank, area=args.area, generation=args.generation,
             algorithm=args.algorithm, pin_policy=args.pin_policy,
             pin_max_tries=args.pin_max_tries, registry=registry,
-            card_number=args.card_number, card_id_code=args.card_id, pan=args.pan)
+            card_number=args.card_number, card_id_code=args.card_id, pan=args.pan,
+            register=False)
     except CardError as exc:
         raise CliError(f"{exc}") from None
-    toml = args.out.suffix.lower() == ".toml"
-    atomic_write(args.out, dumps(issued.doc, toml))
+    try:
+        save_issued(issued, args.out, registry)
+    except CardError as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     ident = issued.doc["identity"]
     print(f"issued {ident['card_number']} for {ident['name']} ({ident['bank']}, "
           f"generation {ident['generation']}, {ident['algorithm']}) -> {args.out}")
@@ -153,14 +166,12 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_psam(args: argparse.Namespace) -> int:
-    _check_out(args.out, args.force)
-    if not 0 <= args.serial <= 999_999:
-        raise CliError("--serial must be 0..999999")
+    check_output(args.out, force=args.force)
     try:
         doc = make_psam_doc(args.area, args.serial)
     except (CardError, ValueError) as exc:
         raise CliError(f"cannot make the PSAM: {exc}") from None
-    atomic_write(args.out, dumps(doc, args.out.suffix.lower() == ".toml"))
+    _write_image(args.out, doc)
     print(f"PSAM for area {args.area}, terminal number {doc['terminal_number']} -> {args.out}")
     return 0
 

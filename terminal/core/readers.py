@@ -55,19 +55,24 @@ def load_card(path: str | os.PathLike[str], *, t0: bool = False) -> CardLike:
 
 def load_psam(path: str | os.PathLike[str], *, t0: bool = False,
               in_memory: bool = True) -> CardLike:
-    """A virtual PSAM from its image (in memory by default, so the file never changes)."""
+    """A virtual PSAM from its image (in memory by default, so the file never changes).
+
+    The image (JSON, or TOML by suffix) is checked as ``sscard card show`` checks it
+    (:func:`card.psam.load_psam_doc`: format, fields, integrity seal).
+    """
     from card.errors import CardError
-    from card.psam import VirtualPsam
+    from card.psam import VirtualPsam, load_psam_doc
 
     try:
+        doc = load_psam_doc(path)
         if in_memory:
-            doc = json.loads(Path(path).read_text(encoding="utf-8"))
             return VirtualPsam.from_doc(doc, t0=t0)
         return VirtualPsam.from_image(path, t0=t0)
     except CardError as exc:
         raise ReaderNameError(f"cannot load the PSAM image {path}: {exc}") from None
-    except (OSError, ValueError) as exc:
-        raise ReaderNameError(f"cannot read the PSAM image {path}: {exc}") from None
+    except OSError as exc:
+        raise ReaderNameError(f"cannot read the PSAM image {path}: {exc.strerror or exc}"
+                              ) from None
 
 
 def area_psam(card_path: str | os.PathLike[str]) -> Path | None:
