@@ -124,7 +124,9 @@ class MedicalInfo:
     raw: dict[int, bytes] = field(default_factory=dict)
 
 
-def _check_pin(pin: str, what: str = "PIN") -> None:
+def check_pin(pin: str, what: str = "PIN") -> None:
+    """:class:`PinFormatError` (−33) unless ``pin`` is 4 to 12 decimal digits: checked
+    before a PIN is sent, so a mistyped one never costs a try on the card."""
     if not isinstance(pin, str) or not PIN_RE.match(pin):
         raise PinFormatError(f"{what} must be 4 to 12 digits / 密码须为 4 至 12 位数字")
 
@@ -419,15 +421,15 @@ class CardDriver:
 
     def verify_pin(self, pin: str) -> None:
         """VERIFY (spec/card.md §5, §7). Raises PinWrong(−51, tries_left) / PinLocked(−52)."""
-        _check_pin(pin)
+        check_pin(pin)
         if self.algorithm is None:
             self.select_ssse()
         self._card(commands.verify(pin), "verify PIN")
 
     def change_pin(self, old: str, new: str) -> None:
         """CHANGE PIN ``80 5E 01 00`` old ‖ FF ‖ new (spec/card.md §5)."""
-        _check_pin(old, "old PIN")
-        _check_pin(new, "new PIN")
+        check_pin(old, "old PIN")
+        check_pin(new, "new PIN")
         if self.algorithm is None:
             self.select_ssse()
         self._card(commands.change_pin(old, new), "change PIN")
@@ -445,7 +447,7 @@ class CardDriver:
     def reload_pin(self, new: str) -> None:
         """PIN RELOAD: the PSAM enciphers the new PIN block and MACs the command (card/psam.py
         "PIN reload")."""
-        _check_pin(new, "new PIN")
+        check_pin(new, "new PIN")
         what = "reload PIN"
         self.select_ssse()
         challenge = self._challenge(what)

@@ -529,6 +529,16 @@ class SerialTransport(Transport):
             raise NoReader(f"{self.name}: cannot open the serial port ({exc})") from exc
         return port
 
+    def check_port(self) -> None:
+        """Open and close the port: :class:`NoReader` with the reason when it cannot be opened
+        (:meth:`readers` then lists nothing; a caller that named this reader says why)."""
+        conn = self._connection
+        if conn is not None and not conn.closed:
+            return
+        port = self._open_port(exclusive=False)
+        with contextlib.suppress(SerialException, OSError):
+            port.close()
+
     def _released(self, connection: SerialConnection) -> None:
         if self._connection is connection:
             self._connection = None

@@ -15,6 +15,8 @@ Trace file format ("sscard-trace 1"), UTF-8 text, one record per line::
     0.002000 psam >> 80FA0000 08 1122334455667788 ; CIPHER DATA
 
 - ``#`` lines are comments; ``# key: value`` comments before the first record are headers.
+  A ``# sscard-trace N`` line of another version is refused, and so is a file whose last
+  record has no line end (cut short).
 - A record is ``SECONDS [CHANNEL] KIND PAYLOAD [; comment…]``. ``SECONDS`` counts from the
   start of the trace. ``CHANNEL`` (optional, a word) names a second card in the same trace,
   e.g. ``psam``; records without one belong to the main card.
@@ -54,6 +56,8 @@ from reader.base import Connection, ExchangeObserver
 from reader.errors import ReaderError
 
 MAGIC = "sscard-trace 1"
+_MAGIC_RE = re.compile(r"^sscard-trace(?:\s+\S+)?$")
+_CLIP = 24
 RecordKind = Literal["command", "response", "event"]
 _KINDS: dict[str, RecordKind] = {">>": "command", "<<": "response", "<~": "response",
                                  "**": "event"}
@@ -105,6 +109,11 @@ class Trace:
     def channel(self, name: str = "") -> list[TraceRecord]:
         return [r for r in self.records if r.channel == name]
 
+    @property
+    def channels(self) -> list[str]:
+        """The channels that hold records, in order of appearance (``""``: the main card)."""
+        return list(dict.fromkeys(r.channel for r in self.records))
+
     def exchanges(self, channel: str = "") -> list[tuple[TraceRecord, TraceRecord]]:
         """(command, response) pairs of one channel, in order."""
         out = []
@@ -128,10 +137,20 @@ class Trace:
         return None
 
 
+def _clip(text: str, keep: int = _CLIP) -> str:
+    """``text`` quoted, cut to ``keep`` characters (a bad line may be megabytes long or hold a
+    PIN typed in clear): the start and the length, never the whole."""
+    text = text.strip()
+    if len(text) <= keep:
+        return repr(text)
+    return f"{text[:keep]!r}… ({len(text)} characters)"
+
+
 def _parse_hex(text: str, lineno: int) -> tuple[bytes, tuple[bool, ...]]:
     compact = "".join(text.split())
     if not _HEXPAIR_RE.match(compact):
-        raise TraceFormatError(f"line {lineno}: not hex bytes: {text.strip()!r}")
+        # the header (8 hex digits) only: the data of a command may be a PIN
+        raise TraceFormatError(f"line {lineno}: not hex bytes: {_clip(compact, 8)}")
     data = bytearray()
     wild = []
     for i in range(0, len(compact), 2):
@@ -154,6 +173,11 @@ def parse_trace(text: str) -> Trace:
             continue
         if line.startswith("#"):
             body = line[1:].strip()
+            magic = _MAGIC_RE.match(body)
+            if magic and " ".join(body.split()) != MAGIC:
+                raise TraceFormatError(
+                    f"line {lineno}: unsupported trace format {body!r}; this sscard reads "
+                    f"{MAGIC!r} only")
             if not trace.records and ":" in body:
                 key, _, value = body.partition(":")
                 if key.strip() and " " not in key.strip():
@@ -161,25 +185,27 @@ def parse_trace(text: str) -> Trace:
             continue
         fields = line.split(";", 1)[0].split(None, 2)
         if len(fields) < 2:
-            raise TraceFormatError(f"line {lineno}: expected 'SECONDS KIND PAYLOAD': {line!r}")
+            raise TraceFormatError(
+                f"line {lineno}: expected 'SECONDS KIND PAYLOAD': {_clip(line)}")
         try:
             seconds = float(fields[0])
         except ValueError:
-            raise TraceFormatError(f"line {lineno}: bad time {fields[0]!r}") from None
+            raise TraceFormatError(f"line {lineno}: bad time {_clip(fields[0])}") from None
         channel = ""
         rest = fields[1:]
         if rest[0] not in _KINDS:
             channel = rest[0]
             rest = rest[1].split(None, 1) if len(rest) > 1 else []
             if not rest or rest[0] not in _KINDS:
-                raise TraceFormatError(f"line {lineno}: expected >>, <<, <~ or ** in {line!r}")
+                raise TraceFormatError(
+                    f"line {lineno}: expected >>, <<, <~ or ** in {_clip(line)}")
         kind = _KINDS[rest[0]]
         varies = rest[0] == "<~"
         payload = rest[1] if len(rest) > 1 else ""
         if kind == "event":
             m = _EVENT_RE.match(payload.strip())
             if not m:
-                raise TraceFormatError(f"line {lineno}: bad event {payload.strip()!r}")
+                raise TraceFormatError(f"line {lineno}: bad event {_clip(payload)}")
             data, _ = _parse_hex(m.group(2) or "", lineno)
             trace.records.append(TraceRecord(seconds, kind, data, (), m.group(1), channel,
                                              lineno))
@@ -195,13 +221,22 @@ def parse_trace(text: str) -> Trace:
 
 
 def load_trace(path: str | Path) -> Trace:
+    """Read a trace file; errors name the file and the line. A last record without its line
+    end means the file was cut short (a recorder always ends its lines) and is refused."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise TraceFormatError(f"cannot read trace {path}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError:
         raise TraceFormatError(f"trace {path} is not UTF-8 text") from None
-    return parse_trace(text)
+    lines = text.splitlines()
+    if text and not text.endswith(("\n", "\r")) and not lines[-1].lstrip().startswith("#"):
+        raise TraceFormatError(f"{path} line {len(lines)}: the last line has no line end: "
+                               "the trace was cut short")
+    try:
+        return parse_trace(text)
+    except TraceFormatError as exc:
+        raise TraceFormatError(f"{path} {exc}") from None
 
 
 # -- recording -------------------------------------------------------------------------------
@@ -414,7 +449,7 @@ class TraceReplayCard:
         while self._pos < len(self._records) and self._records[self._pos].kind == "event":
             self._pos += 1
         if self._pos >= len(self._records):
-            self.mismatches.append(f"unexpected command after the end: {command.hex().upper()}")
+            self.mismatches.append(f"unexpected command after the end: {masked_hex(command)}")
             return b"\x6f\x00"
         expected = self._records[self._pos]
         if expected.kind != "command":
@@ -444,8 +479,14 @@ SecretFiller = Callable[[TraceRecord], bytes]
 
 
 def pin_filler(pin: str) -> SecretFiller:
-    """Fill masked VERIFY data with ``pin`` in BCD padded with F (spec/card.md §5)."""
+    """Fill masked VERIFY data with ``pin`` in BCD padded with F (spec/card.md §5).
+
+    A PIN that is not 4 to 12 digits is refused here (:class:`reader.facade.PinFormatError`,
+    as ``CardDriver.verify_pin`` does), before it could cost a try on the card."""
     from apdu.commands import verify
+    from reader.facade import check_pin
+
+    check_pin(pin)
 
     def fill(rec: TraceRecord) -> bytes:
         if command_name(rec.data) != "VERIFY":
@@ -478,6 +519,32 @@ class ReplayReport:
             self.failures[:5])
 
 
+def check_replayable(trace: Trace, channel: str = "") -> int:
+    """The number of exchanges of ``channel``, or :class:`ReplayError` when there is nothing
+    to replay: no exchanges at all, an unknown channel, an answer without a command, or a
+    last command without its answer (a trace cut short; ``replay_check`` would skip it)."""
+    if not trace.exchanges(channel):
+        if not any(trace.exchanges(c) for c in trace.channels):
+            raise ReplayError("the trace holds no exchanges: nothing to replay")
+        has = ", ".join(repr(c) if c else "the main card (no --channel)"
+                        for c in trace.channels if trace.exchanges(c))
+        raise ReplayError(f"the trace has no exchanges on channel {channel!r}; it has: {has}")
+    pending: TraceRecord | None = None
+    steps = 0
+    for rec in trace.channel(channel):
+        if rec.kind == "command":
+            pending = rec
+        elif rec.kind == "response":
+            if pending is None:
+                raise ReplayError(f"line {rec.line}: response without a command")
+            pending = None
+            steps += 1
+    if pending is not None:
+        raise ReplayError(f"line {pending.line}: the last command ({command_name(pending.data)})"
+                          " has no recorded answer: the trace was cut short")
+    return steps
+
+
 def replay_check(trace: Trace, target: Connection | CardLike, *, channel: str = "",
                  secrets: SecretFiller | None = None, stop_on_failure: bool = False,
                  ) -> ReplayReport:
@@ -486,7 +553,9 @@ def replay_check(trace: Trace, target: Connection | CardLike, *, channel: str = 
     ``target`` is a reader connection (TPDUs sent with :meth:`Connection.transmit_raw`, no
     T=0 processing: the trace already holds the GET RESPONSE commands) or a card object.
     Recorded resets are performed. Masked commands need ``secrets`` (e.g. :func:`pin_filler`).
+    A trace with nothing to replay is refused first (:func:`check_replayable`).
     """
+    check_replayable(trace, channel)
     report = ReplayReport()
     send: Callable[[bytes], bytes] = (
         target.transmit_raw if isinstance(target, Connection) else target.transmit)

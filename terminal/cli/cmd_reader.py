@@ -28,6 +28,7 @@ from reader.errors import ReaderError
 from reader.monitor import ReaderMonitor
 from reader.trace import TraceWriter, mask_command
 from terminal.cli import CliError
+from terminal.cli.args import check_output, count, seconds
 from terminal.core import readers as R
 
 FMT = argparse.RawDescriptionHelpFormatter
@@ -43,6 +44,8 @@ def _reader_args(p: argparse.ArgumentParser, psam: bool = True) -> None:
         p.add_argument("--psam", metavar="P", help=PSAM_HELP)
     p.add_argument("--trace", type=Path, metavar="FILE",
                    help="record the APDU trace to FILE (PIN data masked)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing output FILE (never the card or PSAM image)")
 
 
 def register(subparsers: Any) -> None:
@@ -125,8 +128,8 @@ def register(subparsers: Any) -> None:
         epilog="examples:\n  sscard watch\n  sscard watch --count 2 --timeout 30\n",
         formatter_class=FMT)
     p.add_argument("--reader", "-r", metavar="R", help="only events of readers matching R")
-    p.add_argument("--count", type=int, help="exit after COUNT card events")
-    p.add_argument("--timeout", type=float, help="exit after TIMEOUT seconds")
+    p.add_argument("--count", type=count(1), help="exit after COUNT card events")
+    p.add_argument("--timeout", type=seconds(), help="exit after TIMEOUT seconds")
     p.set_defaults(func=cmd_watch)
 
     p = subparsers.add_parser(
@@ -171,6 +174,39 @@ def _hex(data: bytes) -> str:
     return data.hex(" ").upper()
 
 
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files the command reads: the card and PSAM images of ``virtual:`` readers (the
+    area PSAM included) and a ``--script``; an output option must never name one of them."""
+    spec = args.reader or os.environ.get(R.ENV_READER) or ""
+    psam = getattr(args, "psam", None)
+    psam = psam if psam is not None else os.environ.get(R.ENV_PSAM) or ""
+    out: list[Path] = []
+    if spec.startswith(R.VIRTUAL) and spec[len(R.VIRTUAL):]:
+        card = Path(spec[len(R.VIRTUAL):])
+        out.append(card)
+        area = R.area_psam(card)
+        if area is not None:
+            out.append(area)
+    if psam.startswith(R.VIRTUAL) and psam[len(R.VIRTUAL):]:
+        out.append(Path(psam[len(R.VIRTUAL):]))
+    script = getattr(args, "script", None)
+    if script is not None and str(script) != "-":
+        out.append(script)
+    return out
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse ``--trace``/``--photo`` files whose writing would lose something (before the
+    card is touched): an input, a directory, an existing file without ``--force``."""
+    outputs = [(opt, getattr(args, name, None)) for opt, name in
+               (("--trace", "trace"), ("--photo", "photo"))]
+    named = [(opt, path) for opt, path in outputs if path is not None]
+    for opt, path in named:
+        check_output(path, force=args.force, inputs=_inputs(args), option=opt)
+    if len(named) == 2 and named[0][1].resolve() == named[1][1].resolve():
+        raise CliError("--trace and --photo name the same file: choose two files")
+
+
 # -- readers ------------------------------------------------------------------------------------
 def cmd_readers(args: argparse.Namespace) -> int:
     try:
@@ -181,6 +217,11 @@ def cmd_readers(args: argparse.Namespace) -> int:
 
             transport = PcscTransport()
         infos = transport.readers()
+        if args.reader and not infos:  # named, yet nothing there: say why, never "no readers"
+            probe = getattr(transport, "check_port", None)
+            if callable(probe):
+                probe()
+            raise CliError(f"reader {args.reader!r} cannot be opened (code -11)")
     except ReaderError as exc:
         raise _fail(exc) from None
     if args.json:
@@ -201,6 +242,7 @@ def cmd_readers(args: argparse.Namespace) -> int:
 
 # -- read ---------------------------------------------------------------------------------------
 def cmd_read(args: argparse.Namespace) -> int:
+    _check_outputs(args)
     with _session(args) as s:
         try:
             basics = s.driver.read_card_basics()
@@ -230,6 +272,30 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 # -- apdu ---------------------------------------------------------------------------------------
+def _shown(compact: str) -> str:
+    """A bad APDU as an error may show it: the header and the length, never the body (it
+    may hold a PIN; a line may be megabytes long)."""
+    if len(compact) <= 8:
+        return repr(compact)
+    try:
+        size = f"{len(bytes.fromhex(compact))} bytes"
+    except ValueError:
+        size = f"{len(compact)} characters"
+    return f"{compact[:8]!r}… ({size})"
+
+
+def _script_lines(data: bytes, origin: str) -> list[str]:
+    """The lines of a script file as text; a line that is not UTF-8 is an error naming it."""
+    lines = []
+    for n, raw in enumerate(data.splitlines(), 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise CliError(f"{origin} line {n}: not UTF-8 text (is it a binary file?); a "
+                           "script holds hex APDU lines") from None
+    return lines
+
+
 def _parse_script(lines: list[str], origin: str) -> list[tuple[int, str, bytes]]:
     """scriptor-style: hex APDU lines, ``reset``, ``#`` comments, blank lines."""
     steps = []
@@ -247,8 +313,8 @@ def _parse_script(lines: list[str], origin: str) -> list[tuple[int, str, bytes]]
             data = bytes.fromhex(compact)
             CommandApdu.from_bytes(data)
         except ValueError as exc:
-            raise CliError(f"{origin} line {n}: not a command APDU in hex: {line!r} ({exc})"
-                           ) from None
+            raise CliError(f"{origin} line {n}: not a command APDU in hex: "
+                           f"{_shown(compact)} ({exc})") from None
         steps.append((n, "apdu", data))
     return steps
 
@@ -258,18 +324,21 @@ def cmd_apdu(args: argparse.Namespace) -> int:
         raise CliError("give APDUs on the command line or --script, not both")
     if args.script:
         if str(args.script) == "-":
-            lines, origin = sys.stdin.read().splitlines(), "stdin"
+            stdin = getattr(sys.stdin, "buffer", None)
+            origin = "stdin"
+            data = stdin.read() if stdin is not None else sys.stdin.read().encode()
         else:
             try:
-                lines = args.script.read_text(encoding="utf-8").splitlines()
+                data = args.script.read_bytes()
             except OSError as exc:
                 raise CliError(f"cannot read {args.script}: {exc.strerror}") from None
             origin = str(args.script)
-        steps = _parse_script(lines, origin)
+        steps = _parse_script(_script_lines(data, origin), origin)
     elif args.hex:
         steps = _parse_script(args.hex, "argument")
     else:
         raise CliError("no APDU given: sscard apdu HEX… or --script FILE")
+    _check_outputs(args)
     failures = 0
     with _session(argparse.Namespace(**{**vars(args), "psam": "none"}),
                   exclusive=not args.shared) as s:
@@ -314,6 +383,7 @@ def _ask(prompt: str) -> str:
 def cmd_pin(args: argparse.Namespace) -> int:
     from reader.facade import PinFormatError
 
+    _check_outputs(args)
     with _session(args) as s:
         d = s.driver
         try:
@@ -346,14 +416,28 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 # -- replay -------------------------------------------------------------------------------------
 def cmd_replay(args: argparse.Namespace) -> int:
-    from reader.trace import TraceFormatError, load_trace, pin_filler, replay_check
+    from reader.trace import (
+        ReplayError,
+        TraceFormatError,
+        check_replayable,
+        load_trace,
+        pin_filler,
+        replay_check,
+    )
 
     try:
         trace = load_trace(args.file)
     except TraceFormatError as exc:
         raise CliError(f"{exc}") from None
+    try:
+        check_replayable(trace, args.channel)
+    except ReplayError as exc:
+        raise CliError(f"{args.file}: {exc}") from None
     masked = any(r.kind == "command" and r.wild for r in trace.channel(args.channel))
-    filler = pin_filler(_ask("PIN for the masked VERIFY: ")) if masked else None
+    try:  # a PIN of the wrong form is refused here, before it could cost a try
+        filler = pin_filler(_ask("PIN for the masked VERIFY: ")) if masked else None
+    except ReaderError as exc:
+        raise _fail(exc) from None
     ns = argparse.Namespace(reader=args.reader, psam="none", trace=None)
     # a trace recorded under T=0 shows 61xx/6Cxx: a virtual card must then speak T=0 too
     t0 = any(r.kind == "response" and r.data[-2] in (0x61, 0x6C)
@@ -375,6 +459,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.reader and (args.reader.startswith(R.VIRTUAL) or args.reader.startswith(R.SERIAL)):
         try:
             transport, _ = R.open_reader(args.reader)
+            probe = getattr(transport, "check_port", None)
+            if callable(probe):  # a named serial port that does not open is an error
+                probe()
         except ReaderError as exc:
             raise _fail(exc) from None
         flt = None
@@ -382,6 +469,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         from reader.pcsc import PcscTransport
 
         transport = PcscTransport()
+        try:  # pcscd must answer at the start (later outages are survived and reported)
+            transport.reader_names()
+        except ReaderError as exc:
+            transport.close()
+            raise _fail(exc) from None
         flt = args.reader.lower() if args.reader else None
     done = []
 
