@@ -53,6 +53,7 @@ from typing import Any, ClassVar, Protocol
 from ledger import errors
 from ledger.errors import HostError, Unavailable
 from ledger.money import line_amount, parse_qty, qty_text, yuan
+from ledger.store.base import safe_url
 
 REVERSIBLE = frozenset({"2102", "2103", "2304", "2305", "2401"})
 _ERRORS: dict[str, type[HostError]] = {
@@ -97,7 +98,15 @@ class HttpTransport:
         self.httpx = httpx
         self.paasid = paasid
         self.key = key
-        self.client = httpx.Client(base_url=base_url.rstrip("/"))
+        try:
+            self.client = httpx.Client(base_url=base_url.rstrip("/"))
+        except httpx.InvalidURL as exc:
+            raise errors.BadRequest(f"bad host URL {safe_url(base_url)}: {exc}; expected "
+                                    "http://HOST:PORT") from None
+        if not self.client.base_url.host:
+            self.client.close()
+            raise errors.BadRequest(f"bad host URL {safe_url(base_url)}: no host name; "
+                                    "expected http://HOST:PORT")
 
     def send(self, envelope: dict[str, Any], timeout: float) -> dict[str, Any]:
         from ledger.auth import sign_headers
@@ -118,6 +127,8 @@ class HttpTransport:
 
     def close(self) -> None:
         self.client.close()
+
+
 
 
 def drug_line(feedetl_sn: str, med_list_codg: str, cnt: int | str, pric_fen: int,
@@ -164,16 +175,25 @@ class MsgidSequence:
     instead of making the caller wait (the time part then runs ahead of the clock, only
     under a load no counter produces: more than 100 messages a second from one terminal),
     and if the clock goes back, the sequence carries on from the last second it used.
+
+    With ``subsecond`` (the sequences of :meth:`shared`) the counter never falls behind the
+    hundredths of the current second, so a process that starts within the same second as
+    an earlier one of the same terminal ended (``sscard checkout`` run twice) goes on after
+    the msgids that one used instead of minting them again (unless it minted faster than
+    one every hundredth of a second, which one terminal does not). The host would answer a
+    repeated msgid with the first answer: a sale not made, a sign-in already closed.
     """
 
     PER_SECOND = 100
 
     def __init__(self, prefix: str, slot: int,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, *,
+                 subsecond: bool = False) -> None:
         if not 0 <= slot <= 99:
             raise ValueError("a msgid slot is 00..99")
         self.prefix = prefix
         self.slot = slot
+        self.subsecond = subsecond
         self._clock = clock or datetime.now
         self._lock = threading.Lock()
         self._second: datetime | None = None
@@ -181,9 +201,13 @@ class MsgidSequence:
 
     def next(self) -> str:
         with self._lock:
-            now = self._clock().replace(microsecond=0)
+            t = self._clock()
+            now = t.replace(microsecond=0)
+            floor = t.microsecond // 10_000 if self.subsecond else 0
             if self._second is None or now > self._second:
-                self._second, self._n = now, 0
+                self._second, self._n = now, floor
+            elif now == self._second and self._n < floor:
+                self._n = floor
             elif self._n >= self.PER_SECOND:
                 self._second, self._n = self._second + timedelta(seconds=1), 0
             n, self._n = self._n, self._n + 1
@@ -198,7 +222,7 @@ class MsgidSequence:
         with cls._shared_lock:
             seq = cls._shared.get((prefix, slot))
             if seq is None:
-                seq = cls._shared[(prefix, slot)] = cls(prefix, slot)
+                seq = cls._shared[(prefix, slot)] = cls(prefix, slot, subsecond=True)
             return seq
 
 
@@ -246,7 +270,11 @@ class HostClient:
         self._msgids = MsgidSequence.shared(fixmedins_code, terminal_slot(terminal_id))
         self._reversal_ids: dict[str, str] = {}
         if sign_in:
-            self.sign_in()
+            try:
+                self.sign_in()
+            except BaseException:
+                self.transport.close()
+                raise
 
     # -- construction ----------------------------------------------------------------------
 

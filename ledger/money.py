@@ -27,6 +27,10 @@ BP_ONE = 10_000
 """100 % in basis points."""
 
 _YUAN_RE = re.compile(r"^(-?)(\d{1,13})(?:\.(\d{1,2}))?$")
+MAX_YUAN = "9999999999999.99"
+"""The largest amount the wire carries (13 digits before the point)."""
+MAX_QTY = "999999999.9999"
+"""The largest quantity the wire carries (9 digits before the point)."""
 
 
 def parse_yuan(value: object, field: str = "amount") -> int:
@@ -49,6 +53,9 @@ def parse_yuan(value: object, field: str = "amount") -> int:
         raise BadRequest(f"{field}: expected yuan with at most 2 decimals, got {value!r}")
     m = _YUAN_RE.match(text)
     if m is None:
+        if re.match(r"^-?\d+(?:\.\d{1,2})?$", text):
+            raise BadRequest(f"{field}: {text} yuan is out of range (at most {MAX_YUAN} "
+                             "in absolute value)")
         raise BadRequest(f"{field}: expected yuan with at most 2 decimals, got {value!r}")
     sign, whole, frac = m.groups()
     fen = int(whole) * 100 + int((frac or "0").ljust(2, "0"))
@@ -93,6 +100,8 @@ def parse_qty(value: object, field: str = "cnt") -> int:
     else:
         raise BadRequest(f"{field}: expected a quantity, got {value!r}")
     m = re.match(r"^(\d{1,9})(?:\.(\d{1,4}))?$", text)
+    if m is None and re.match(r"^\d+(?:\.\d{1,4})?$", text):
+        raise BadRequest(f"{field}: quantity {text} is out of range (at most {MAX_QTY})")
     if m is None:
         raise BadRequest(f"{field}: expected a positive quantity with at most 4 decimals, "
                          f"got {value!r}")

@@ -58,13 +58,26 @@ def populate(store: Store, cards: int, *, area: str = "370800", start: int | Non
              batch: int = 20_000,
              progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Create ``cards`` synthetic holders (person, activated card, medical and bank accounts
-    with opening balances). ``start`` defaults to the number already populated."""
+    with opening balances) in ``area`` (one with a policy at this host), ``batch`` per
+    transaction. ``start`` defaults to the number already populated.
+
+    Each batch is one transaction with its own opening entry (``POP<area><first>+<n>``), so
+    a failed run leaves whole batches only and the next run continues after them."""
     if cards < 0 or cards > 4_000_000:
         raise BadRequest("--cards must be between 0 and 4000000 (the seed city's size)")
+    if batch < 1:
+        raise BadRequest("--batch must be at least 1 (holders per transaction)")
 
     def count(tx: Tx) -> int:
         row = tx.one("SELECT COUNT(*) FROM cards WHERE card_no >= 'Y' AND card_no < 'Z'")
         return int(row[0]) if row else 0
+
+    def areas(tx: Tx) -> list[str]:
+        return sorted(str(r[0]) for r in tx.all("SELECT admdvs FROM policies"))
+    known = store.run(areas)
+    if area not in known:
+        raise BadRequest(f"area {area!r} has no policy at this host; known areas: "
+                         f"{', '.join(known) or 'none (run `sscard host init`)'}")
     first = store.run(count) if start is None else start
     if first + cards > MAX_CARDS:
         raise BadRequest("too many synthetic holders")
@@ -75,7 +88,9 @@ def populate(store: Store, cards: int, *, area: str = "370800", start: int | Non
     while done < cards:
         n = min(batch, cards - done)
         hs = [holder(first + done + k, area) for k in range(n)]
-        entry_id = f"POP{area}{first + done:010d}"
+        # the count in the key keeps it apart from the empty entry an older populate with
+        # --batch 0 committed
+        entry_id = f"POP{area}{first + done:010d}+{n}"
 
         def load(tx: Tx, hs: list[dict[str, object]] = hs, entry_id: str = entry_id) -> None:
             tx.load("persons", ("psn_no", "certno", "psn_name", "gend", "naty", "brdy",

@@ -58,6 +58,10 @@ def _load_handlers() -> None:
     from ledger import lifecycle, queries, settle  # noqa: F401
 
 
+TOO_DEEP = ("the request body nests objects and arrays too deep to read: no transaction "
+            "code takes such input")
+
+
 def _no_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
 
@@ -174,6 +178,8 @@ class HostService:
                     request = json.loads(request, parse_constant=_no_constant)
                 except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                     raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+                except RecursionError:
+                    raise BadRequest(TOO_DEEP) from None
             if not isinstance(request, Mapping):
                 raise BadRequest("the request body must be a JSON object (the envelope)")
             if isinstance(request.get("msgid"), str):
@@ -256,6 +262,8 @@ class HostService:
             return result
         except HostError as exc:
             return self._fail(msgid, now, exc.message, exc.code)
+        except RecursionError:   # nested past what the parser or the validation can walk
+            return self._fail(msgid, now, TOO_DEEP, BadRequest.code)
         except Exception:
             ref = uuid.uuid4().hex[:12]
             log.exception("internal error %s answering msgid %s", ref, msgid)
@@ -298,6 +306,15 @@ class HostService:
                           f"{rv[0]}: its effect is undone; send a new request with a new msgid",
                           code="reversed")
         answer: dict[str, Any] = json.loads(response)
+        if infno == "9001":
+            # a sign-in already signed out cannot be the answer the terminal still waits
+            # for: the msgid was reused by a new sign-in (the client then takes a new one)
+            sign_no = str(answer.get("output", {}).get("signinoutb", {}).get("sign_no", ""))
+            out = tx.one("SELECT signed_out_at FROM signins WHERE sign_no = ?", (sign_no,))
+            if out is not None and out[0]:
+                raise MsgidConflict(f"msgid {env.msgid} was already used by sign-in "
+                                    f"{sign_no}, signed out at {out[0]}: use a new msgid "
+                                    "for a new sign-in")
         return answer
 
     @staticmethod

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from ledger.errors import BadRequest, StoreBusy
 
@@ -259,13 +260,19 @@ class Store(ABC):
 
     def safe_url(self) -> str:
         """The URL without any password."""
-        u = self.url
-        if "@" in u and "://" in u:
-            scheme, rest = u.split("://", 1)
-            cred, host = rest.rsplit("@", 1)
-            user = cred.split(":", 1)[0]
-            return f"{scheme}://{user}@{host}"
-        return u
+        return safe_url(self.url)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without the password of its ``user:password@`` part, fit for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.split("://", 1)[0] + "://…" if "://" in url else url
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
 
 
 def available_migrations(dialect: str) -> list[tuple[int, str, str]]:

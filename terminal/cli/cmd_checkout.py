@@ -17,27 +17,45 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from terminal.cli import CliError
+from terminal.cli.args import check_output, seconds, terminal_id
 
 FMT = argparse.RawDescriptionHelpFormatter
 HOST_HELP = "host URL: sqlite:///path/host.db, postgresql://…, or http://127.0.0.1:8700"
 READER_HELP = "reader: virtual:fixtures/cards/zhang-san.json, or a PC/SC reader name"
+MAX_QTY = 999_999_999
+"""The largest quantity of a fee line the host takes (spec/host.md: ``cnt``)."""
 
 
 def parse_item(text: str) -> tuple[str, int]:
-    """``CODE[:QTY]`` → (code, qty)."""
-    code, _, qty = text.partition(":")
+    """``CODE[:QTY]`` → (code, qty); QTY a whole number 1…999999999."""
+    code, colon, qty = text.partition(":")
     if not code:
         raise argparse.ArgumentTypeError(f"bad item {text!r}: use CODE or CODE:QTY")
+    if colon and not qty.strip():
+        raise argparse.ArgumentTypeError(f"bad item {text!r}: no quantity after the colon; "
+                                         "use CODE or CODE:QTY")
     try:
-        n = int(qty) if qty else 1
+        n = int(qty) if colon else 1
     except ValueError:
         raise argparse.ArgumentTypeError(f"bad quantity in {text!r}: a whole number") from None
     if n <= 0:
         raise argparse.ArgumentTypeError(f"bad quantity in {text!r}: must be positive")
+    if n > MAX_QTY:
+        raise argparse.ArgumentTypeError(f"bad quantity in {text!r}: at most {MAX_QTY}")
     return code, n
+
+
+def nonblank(name: str) -> Callable[[str], str]:
+    """A non-blank text (``name`` says what it is in the error)."""
+    def parse(value: str) -> str:
+        if not value.strip():
+            raise argparse.ArgumentTypeError(f"{name} must not be empty")
+        return value.strip()
+    return parse
 
 
 def _common(p: argparse.ArgumentParser, institution: str) -> None:
@@ -48,12 +66,13 @@ def _common(p: argparse.ArgumentParser, institution: str) -> None:
     p.add_argument("--host", required=True, help=HOST_HELP)
     p.add_argument("--institution", default=institution,
                    help="institution code (fixmedins_code, default %(default)s)")
-    p.add_argument("--terminal-id", default="01", help="terminal number at the institution "
-                   "(HTTP signing, default %(default)s)")
+    p.add_argument("--terminal-id", type=terminal_id, default="01",
+                   help="terminal number at the institution, 00–99 (HTTP signing and "
+                        "message ids, default %(default)s)")
     p.add_argument("--key", default=None, help="terminal signing key (hex) for an HTTP host "
                    "(default: derived from the TEST host secret)")
     p.add_argument("--operator", default="0001", help="operator number (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=10.0,
+    p.add_argument("--timeout", type=seconds(), default=10.0,
                    help="host timeout in seconds (default %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -107,12 +126,16 @@ def register(subparsers: Any) -> None:
                "--photo-out photo.jpg --json\n",
         formatter_class=FMT)
     _common(p, "H37080000001")
-    p.add_argument("--dept", default="内科", help="department name (default %(default)s)")
+    p.add_argument("--dept", type=nonblank("--dept"), default="内科",
+                   help="department name (default %(default)s)")
     p.add_argument("--ipt-no", default="", help="the hospital's admission number")
     p.add_argument("--diagnosis", default="", help="admission diagnosis")
     p.add_argument("--yes", action="store_true",
                    help="the clerk has compared the patient with the card (no question)")
-    p.add_argument("--photo-out", default=None, help="save the card's photo to this file")
+    p.add_argument("--photo-out", type=Path, default=None, metavar="FILE",
+                   help="save the card's photo to this file (a new file, see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="let --photo-out replace an existing file")
     p.set_defaults(func=run_admit_cmd)
 
     p = subparsers.add_parser(
@@ -172,6 +195,7 @@ def pin_sources(from_stdin: bool) -> tuple[Callable[[int | None], str | None],
 
 
 def _open(stack: ExitStack, args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from ledger.store.base import safe_url
     from terminal.core import adapters
     from terminal.core.model import TerminalConfig
     from terminal.core.ports import CardError, HostError
@@ -183,7 +207,8 @@ def _open(stack: ExitStack, args: argparse.Namespace) -> tuple[Any, Any, Any]:
             operator=args.operator, timeout=args.timeout, terminal_id=args.terminal_id,
             key=bytes.fromhex(args.key) if args.key else None)
     except HostError as exc:
-        raise CliError(f"cannot use the host at {args.host}: {exc.message}") from None
+        raise CliError(f"cannot use the host at {safe_url(args.host)}: {exc.message}") \
+            from None
     except ValueError as exc:
         raise CliError(f"bad --key: {exc}") from None
     stack.callback(host.close)
@@ -260,6 +285,10 @@ def run_checkout_cmd(args: argparse.Namespace) -> int:
 def run_admit_cmd(args: argparse.Namespace) -> int:
     from terminal.core.admission import Admission, AdmissionData, AdmissionState
 
+    if args.photo_out is not None:   # before the admission: never over a card image
+        images = [Path(v[len("virtual:"):]) for v in (args.reader, args.psam or "")
+                  if v.startswith("virtual:")]
+        check_output(args.photo_out, force=args.force, inputs=images, option="--photo-out")
     with ExitStack() as stack:
         card, host, config = _open(stack, args)
         flow = Admission(card, host, config)
@@ -268,13 +297,13 @@ def run_admit_cmd(args: argparse.Namespace) -> int:
         extra: dict[str, Any] = {}
         if flow.state is AdmissionState.COMPARE and flow.identity is not None:
             ident = flow.identity
-            if args.photo_out and ident.photo:
-                with open(args.photo_out, "wb") as fh:
-                    fh.write(ident.photo)
+            saved = bool(args.photo_out and ident.photo)
+            if saved:
+                args.photo_out.write_bytes(ident.photo)
             shown = {"name": ident.name, "sex": ident.sex.label, "id_number": ident.ssn,
                      "birth_date": ident.birth_date.isoformat() if ident.birth_date else "",
                      "photo": f"{ident.photo_kind} {len(ident.photo)} bytes"
-                     + (f" saved to {args.photo_out}" if args.photo_out else "")}
+                     + (f" saved to {args.photo_out}" if saved else "")}
             extra["identity"] = shown
             accept = args.yes
             if not args.json:

@@ -4,12 +4,18 @@ terminal-key."""
 from __future__ import annotations
 
 import argparse
+import errno
+import re
+import socket
 import sys
 import time
 from datetime import datetime
 from typing import Any
 
 from terminal.cli import CliError
+from terminal.cli.args import count, terminal_id
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 DB_HELP = "database URL: sqlite:///path/host.db (relative) or sqlite:////abs/host.db, " \
           "or postgresql://user@host:5432/db"
@@ -44,21 +50,51 @@ def _serve(args: argparse.Namespace) -> int:
     from ledger.auth import TEST_SECRET, load_secret
     from ledger.errors import HostError
     from ledger.http import serve
-    host, _, port = args.listen.rpartition(":")
-    if not host or not port.isdigit():
-        raise CliError(f"--listen {args.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8700")
+    host, port = listen_address(args.listen)
     try:
         secret = load_secret(args.secret_file)
-        _store(args.db).require_schema()
+        store = _store(args.db)
+        try:
+            store.require_schema()
+        finally:
+            store.close()
     except HostError as exc:
         raise CliError(str(exc)) from None
+    check_listen(host, port)
     if secret == TEST_SECRET:
         print("sscard host: using the TEST host secret (give --secret-file for real use)",
               file=sys.stderr)
     print(f"sscard host serving {args.db} on http://{host}:{port}"
           "/fsi/api/rsfComIfsService/callService (Ctrl-C to stop)", file=sys.stderr)
-    serve(args.db, host, int(port), secret=secret, log_level=args.log_level)
+    serve(args.db, host, port, secret=secret, log_level=args.log_level)
     return 0
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) → (host, port), the port 0–65535."""
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit():
+        raise CliError(f"--listen {text!r}: expected HOST:PORT, e.g. 127.0.0.1:8700")
+    if int(port) > 65535:
+        raise CliError(f"--listen {text!r}: port {port} is out of range: from 0 to 65535")
+    return host, int(port)
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, before claiming to serve, an address this process cannot listen on (the port
+    is taken, the host is not one of this machine's addresses)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            s.bind((host, port))
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        hint = "; is another server using it? choose another --listen port" \
+            if exc.errno == errno.EADDRINUSE else ""
+        raise CliError(f"cannot listen on {host}:{port}: {reason}{hint}") from None
 
 
 def _populate(args: argparse.Namespace) -> int:
@@ -114,6 +150,9 @@ def _terminal_key(args: argparse.Namespace) -> int:
         secret = load_secret(args.secret_file)
     except HostError as exc:
         raise CliError(str(exc)) from None
+    if not re.fullmatch(r"[0-9A-Z]{12}", args.fixmedins_code):
+        raise CliError(f"--fixmedins-code {args.fixmedins_code!r}: an institution code is 12 "
+                       "capital letters or digits, e.g. P37080000001")
     paasid = f"{args.fixmedins_code}-{args.terminal_id}"
     print(f"{paasid} {terminal_key(secret, paasid).hex()}")
     return 0
@@ -155,7 +194,8 @@ def register(sub: Any) -> None:
     q.add_argument("--listen", default="127.0.0.1:8700", help="HOST:PORT (default %(default)s)")
     q.add_argument("--secret-file", default=None,
                    help="host secret file (default: $SSCARD_HOST_SECRET_FILE or the TEST secret)")
-    q.add_argument("--log-level", default="warning", help="uvicorn log level")
+    q.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
+                   help="uvicorn log level (default %(default)s)")
     q.set_defaults(func=_serve)
 
     q = hs.add_parser("populate", help="create N synthetic card holders",
@@ -165,9 +205,11 @@ def register(sub: Any) -> None:
                              "--cards 4000000",
                       formatter_class=fmt)
     q.add_argument("--db", required=True, help=DB_HELP)
-    q.add_argument("--cards", type=int, required=True, help="how many (up to 4000000)")
+    q.add_argument("--cards", type=count(1, 4_000_000), required=True,
+                   help="how many (1 to 4000000)")
     q.add_argument("--area", default="370800", help="insured area (default %(default)s)")
-    q.add_argument("--batch", type=int, default=20000, help="rows per transaction")
+    q.add_argument("--batch", type=count(1), default=20000,
+                   help="holders per transaction (default %(default)s)")
     q.set_defaults(func=_populate)
 
     q = hs.add_parser("report", help="the day's totals per institution and reconciliation",
@@ -186,7 +228,9 @@ def register(sub: Any) -> None:
                       epilog="example:\n  sscard host terminal-key --fixmedins-code "
                              "P37080000001 --terminal-id 01",
                       formatter_class=fmt)
-    q.add_argument("--fixmedins-code", required=True)
-    q.add_argument("--terminal-id", default="01")
+    q.add_argument("--fixmedins-code", required=True,
+                   help="institution code, 12 capital letters or digits")
+    q.add_argument("--terminal-id", type=terminal_id, default="01",
+                   help="terminal number 00–99 (default %(default)s)")
     q.add_argument("--secret-file", default=None)
     q.set_defaults(func=_terminal_key)

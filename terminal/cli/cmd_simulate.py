@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.cli import CliError
+from terminal.cli.args import check_output, count, minutes, seconds
 
 EPILOG = """examples:
   sscard simulate --terminals 8 --minutes 2
@@ -41,46 +42,81 @@ def register(sub: Any) -> None:
                       help="run the Jepsen-style bank test instead of the city")
     mode.add_argument("--power-cut", action="store_true",
                       help="run the card power-cut campaign instead of the city")
-    p.add_argument("--terminals", type=int, default=4,
+    p.add_argument("--terminals", type=count(1), default=4,
                    help="terminals (city) or terminal processes (bank test, 1..10)")
-    p.add_argument("--minutes", type=float, default=1.0, help="how long to run")
+    p.add_argument("--minutes", type=minutes, default=1.0, help="how long to run")
     p.add_argument("--host", default=None, help="an existing host (http://HOST:PORT); default: "
                    "start a private one")
     p.add_argument("--db", default=None,
                    help="database of the private host (default: a temporary SQLite file)")
-    p.add_argument("--holders", type=int, default=2000, help="card holders to draw from")
+    p.add_argument("--holders", type=count(1, 4_000_000), default=2000,
+                   help="card holders to draw from (1 to 4000000)")
     p.add_argument("--seed", type=int, default=None, help="random seed (replay)")
-    p.add_argument("--think", type=float, default=0.02,
+    p.add_argument("--think", type=seconds(zero=True), default=0.02,
                    help="mean pause between visits per terminal, seconds (0 = flat out)")
     p.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both",
                    help="bank test: which store")
-    p.add_argument("--runs", type=int, default=5000, help="power-cut campaign: runs per cipher")
+    p.add_argument("--runs", type=count(1), default=5000,
+                   help="power-cut campaign: runs per cipher")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
                    help="city: also write the closing report as JSON to FILE")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.minutes <= 0:
-        raise CliError("--minutes must be positive")
-    if args.power_cut:
-        return _power_cut(args)
-    if args.bank_test:
-        return _bank_test(args)
-    return _city(args)
+    from terminal.sim.hostproc import sigterm_as_interrupt
+
+    mode = "--bank-test" if args.bank_test else "--power-cut" if args.power_cut else ""
+    if mode:
+        given = [opt for opt, v in (("--host", args.host), ("--db", args.db),
+                                    ("--json", args.json)) if v is not None]
+        if given:
+            one = len(given) == 1
+            it = "it" if one else "them"
+            why = ("it makes its own host and databases" if args.bank_test else
+                   "it runs on virtual cards, without a host")
+            raise CliError(f"{' and '.join(given)} {'is' if one else 'are'} for the city "
+                           f"simulation only: {mode} does not use {it} ({why}); leave {it} "
+                           "out")
+    else:
+        if args.host is not None and args.db is not None:
+            raise CliError("--db is the database of a private host: with --host the "
+                           "simulation uses that host's own database; give one or the other")
+        if args.json is not None:
+            check_output(args.json, force=True, option="--json")
+        if args.db is not None:
+            _check_db(args.db)
+    with sigterm_as_interrupt():   # `kill`/`timeout` clean up as Ctrl-C does
+        if args.power_cut:
+            return _power_cut(args)
+        if args.bank_test:
+            return _bank_test(args)
+        return _city(args)
+
+
+def _check_db(url: str) -> None:
+    """Reach the private host's database up front (its directory exists, the server
+    answers), before anything is started."""
+    from ledger.errors import HostError
+    from ledger.store import open_store
+
+    try:
+        store = open_store(url)
+        try:
+            store.run(lambda tx: tx.one("SELECT 1"))
+        finally:
+            store.close()
+    except HostError as exc:
+        raise CliError(f"--db: {exc}") from None
 
 
 def _city(args: argparse.Namespace) -> int:
     from terminal.sim.city import SimulationError, simulate
 
-    if args.terminals < 1:
-        raise CliError("--terminals must be at least 1")
-    if args.holders < 1 or args.holders > 4_000_000:
-        raise CliError("--holders must be 1..4000000")
     try:
         report = simulate(terminals=args.terminals, seconds=args.minutes * 60, host=args.host,
                           db=args.db, holders=args.holders, seed=args.seed or 0,
-                          think=max(0.0, args.think))
+                          think=args.think)
     except SimulationError as exc:
         raise CliError(str(exc)) from None
     print(report.text())
@@ -109,8 +145,6 @@ def _bank_test(args: argparse.Namespace) -> int:
 def _power_cut(args: argparse.Namespace) -> int:
     from terminal.sim import powercut
 
-    if args.runs < 1:
-        raise CliError("--runs must be at least 1")
     ns = argparse.Namespace(runs=args.runs, seed=args.seed, algorithm="both", dir=None,
                             json=False)
     return powercut.run_cli(ns)

@@ -144,11 +144,18 @@ class PolicyCatalogue:
 
     @classmethod
     def load(cls, area: str = "370800", policy_dir: str | Path | None = None) -> PolicyCatalogue:
-        """The catalogue of ``area``; a missing or broken policy raises
-        ``ledger.errors.PolicyError`` saying which file and why."""
+        """The catalogue of ``area``; an area without a policy file, or a broken policy,
+        raises ``ledger.errors.PolicyError`` saying so (and which areas there are)."""
+        from ledger.errors import PolicyError
         from ledger.policy import load_policy
 
-        policy = load_policy(Path(policy_dir or POLICY_DIR) / f"{area}.toml")
+        folder = Path(policy_dir or POLICY_DIR)
+        path = folder / f"{area}.toml"
+        if not (len(area) == 6 and area.isascii() and area.isdigit() and path.is_file()):
+            known = sorted(f.stem for f in folder.glob("*.toml")) if folder.is_dir() else []
+            raise PolicyError(f"area {area!r} is unknown: no policy file for it in {folder}; "
+                              f"known areas: {', '.join(known) or 'none'}")
+        policy = load_policy(path)
         return cls({code: PolicyItem(code, it.name, it.price, it.unit, it.spec, cls=it.cls,
                                      py=it.py.upper())
                     for code, it in policy.items.items()})
@@ -313,8 +320,8 @@ class ImageCardIssuer:
 
     def write_card(self, cardinfo: Mapping[str, Any], holder: Mapping[str, Any]) -> CardInfo:
         from card.errors import CardError as CardSideError
-        from card.image import CardImage, atomic_write, dumps, load_card_image
-        from card.issue import Holder, IssuerRegistry, issue
+        from card.image import CardImage, load_card_image
+        from card.issue import Holder, IssuerRegistry, issue, save_issued
         from card.photo import photo_from_file
 
         missing = [k for k in ("card_no", "card_sn", "pan", "bank") if not cardinfo.get(k)]
@@ -366,8 +373,8 @@ class ImageCardIssuer:
                 issue_date=self.issue_date, registry=registry, card_number=new_no,
                 card_id_code=card_sn, pan=str(cardinfo["pan"]),
                 pan_seq=int(str(cardinfo.get("pan_seq") or "1")),
-                photo=bytes(photo) if photo else None)
-            atomic_write(out, dumps(issued.doc, out.suffix.lower() == ".toml"))
+                photo=bytes(photo) if photo else None, register=False)
+            save_issued(issued, out, registry)
         except CardSideError as exc:
             raise CardFault(f"the new card {new_no} cannot be written: {exc}") from None
         except OSError as exc:

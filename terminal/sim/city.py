@@ -39,6 +39,7 @@ import queue as queue_mod
 import random
 import re
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -52,6 +53,7 @@ from ledger.client import drug_line
 from ledger.policy import load_policies
 from ledger.populate import holder
 from ledger.service import DEFAULT_POLICY_DIR
+from ledger.store.base import safe_url
 from terminal.sim.banktest import BANK_COUNTERS, MAX_WORKERS, SimClient, connect, psn_of, send
 
 AREA = "370800"
@@ -481,89 +483,97 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
 
     tmp: Path | None = None
     server: HostProcess | None = None
-    if host is None:
-        sites = city_sites()
-        if terminals > len(sites) * MAX_WORKERS // 3:
-            raise SimulationError(f"at most {len(sites) * MAX_WORKERS // 3} terminals; use "
-                                  "fewer terminals")
-        tmp = Path(tempfile.mkdtemp(prefix="sscard-simulate-"))
-        url = db or f"sqlite:///{tmp / 'city.db'}"
-        store = open_store(url)
-        try:
-            initialize(store, write_policy_dir(tmp / "policies"))
-            row = store.run(lambda tx: tx.one(
-                "SELECT COUNT(*) FROM cards WHERE card_no >= 'Y' AND card_no < 'Z'"))
-            have = int(row[0]) if row else 0
-            if int(have) < holders:
-                from ledger.populate import populate
-                populate(store, holders - int(have))
-        finally:
-            store.close()
-        server = HostProcess(url, log_path=tmp / "host.log")
-        server.start()
-        base = server.url
-    else:
-        sites = fixture_sites()
-        if terminals > MAX_WORKERS:
-            raise SimulationError(f"with --host at most {MAX_WORKERS} terminals (the fixture "
-                                  "institutions); use fewer terminals")
-        try:
-            connect(host, sites[0].code, MAX_WORKERS - 1, timeout=5.0,
-                    sign_in_within=5.0).close()
-        except Exception as exc:
-            raise SimulationError(f"cannot use the host at {host}: {exc}; start it with "
-                                  "`sscard host serve` or leave out --host") from None
-        base = host
-    pol = load_policies(DEFAULT_POLICY_DIR)[AREA]
-    items = [(it.code, it.price) for it in pol.items.values() if 0 < it.price <= 20000]
-    rng = random.Random(seed)
-    # terminals spread over the districts: the k-th terminal of a district gets slot k
-    per_district: collections.Counter[str] = collections.Counter()
-    specs: list[tuple[Site, int, int]] = []
-    for t in range(terminals):
-        site = _site_for(sites, t)
-        # a slot keeps msgids apart where terminals share an institution code: within a
-        # district (its office and bank counters), or everywhere with --host (shared counters)
-        slot = per_district[site.district] if host is None else t
-        per_district[site.district] += 1
-        specs.append((site, slot % MAX_WORKERS, rng.randrange(2 ** 32)))
-    nproc = max(1, min(terminals, processes or (os.cpu_count() or 2) // 2))
+    procs: list[Any] = []
     stats = Stats()
     stop = threading.Event()
-    t0 = time.time() + 2.0 + warmup   # processes start, sign in and warm up before t0
-    deadline = t0 + seconds
-    ctx = mp.get_context("spawn")
-    queue: Any = ctx.Queue()
-    procs = [ctx.Process(target=_group_main, daemon=True, args=({
-        "url": base, "holders": holders, "items": items, "think": think, "t0": t0,
-        "deadline": deadline, "terminals": specs[g::nproc]}, queue)) for g in range(nproc)]
-    mon = threading.Thread(target=_progress, args=(stats, t0, seconds, stop, stream),
-                           daemon=True) if progress else None
-    done = 0
-    try:
-        for p in procs:
-            p.start()
-        if mon:
-            mon.start()
-        while done < nproc and time.time() < deadline + 45:
+    mon: threading.Thread | None = None
+    done = nproc = 0
+    t0 = deadline = time.time()
+    interrupted = False
+    try:   # whatever stops the run (an error, Ctrl-C, SIGTERM): nothing is left behind
+        if host is None:
+            sites = city_sites()
+            if terminals > len(sites) * MAX_WORKERS // 3:
+                raise SimulationError(f"at most {len(sites) * MAX_WORKERS // 3} terminals; "
+                                      "use fewer terminals")
+            tmp = Path(tempfile.mkdtemp(prefix="sscard-simulate-"))
+            url = db or f"sqlite:///{tmp / 'city.db'}"
+            store = open_store(url)
             try:
-                kind, delta = queue.get(timeout=0.5)
-            except queue_mod.Empty:
-                if not any(p.is_alive() for p in procs):
-                    break
-                continue
-            if kind == "stats":
-                stats.merge(delta)
-            else:
-                done += 1
-    except KeyboardInterrupt:
-        pass
+                initialize(store, write_policy_dir(tmp / "policies"))
+                row = store.run(lambda tx: tx.one(
+                    "SELECT COUNT(*) FROM cards WHERE card_no >= 'Y' AND card_no < 'Z'"))
+                have = int(row[0]) if row else 0
+                if int(have) < holders:
+                    from ledger.populate import populate
+                    populate(store, holders - int(have))
+            finally:
+                store.close()
+            server = HostProcess(url, log_path=tmp / "host.log")
+            server.start()
+            base = server.url
+        else:
+            sites = fixture_sites()
+            if terminals > MAX_WORKERS:
+                raise SimulationError(f"with --host at most {MAX_WORKERS} terminals (the "
+                                      "fixture institutions); use fewer terminals")
+            try:
+                connect(host, sites[0].code, MAX_WORKERS - 1, timeout=5.0,
+                        sign_in_within=5.0).close()
+            except Exception as exc:
+                raise SimulationError(f"cannot use the host at {safe_url(host)}: {exc}; start "
+                                      "it with `sscard host serve` or leave out --host") from None
+            base = host
+        pol = load_policies(DEFAULT_POLICY_DIR)[AREA]
+        items = [(it.code, it.price) for it in pol.items.values() if 0 < it.price <= 20000]
+        rng = random.Random(seed)
+        # terminals spread over the districts: the k-th terminal of a district gets slot k
+        per_district: collections.Counter[str] = collections.Counter()
+        specs: list[tuple[Site, int, int]] = []
+        for t in range(terminals):
+            site = _site_for(sites, t)
+            # a slot keeps msgids apart where terminals share an institution code: within a
+            # district (its office and bank counters), or everywhere with --host (shared
+            # counters)
+            slot = per_district[site.district] if host is None else t
+            per_district[site.district] += 1
+            specs.append((site, slot % MAX_WORKERS, rng.randrange(2 ** 32)))
+        nproc = max(1, min(terminals, processes or (os.cpu_count() or 2) // 2))
+        t0 = time.time() + 2.0 + warmup   # processes start, sign in and warm up before t0
+        deadline = t0 + seconds
+        ctx = mp.get_context("spawn")
+        queue: Any = ctx.Queue()
+        procs = [ctx.Process(target=_group_main, daemon=True, args=({
+            "url": base, "holders": holders, "items": items, "think": think, "t0": t0,
+            "deadline": deadline, "terminals": specs[g::nproc]}, queue)) for g in range(nproc)]
+        mon = threading.Thread(target=_progress, args=(stats, t0, seconds, stop, stream),
+                               daemon=True) if progress else None
+        try:
+            for p in procs:
+                p.start()
+            if mon:
+                mon.start()
+            while done < nproc and time.time() < deadline + 45:
+                try:
+                    kind, delta = queue.get(timeout=0.5)
+                except queue_mod.Empty:
+                    if not any(p.is_alive() for p in procs):
+                        break
+                    continue
+                if kind == "stats":
+                    stats.merge(delta)
+                else:
+                    done += 1
+        except KeyboardInterrupt:   # the run stops early: report what was done
+            interrupted = True
     finally:
         stop.set()
-        if mon:
+        if mon and mon.is_alive():
             mon.join(2)
         elapsed = min(time.time(), deadline) - t0
         for p in procs:
+            if p.pid is None:       # never started
+                continue
             p.join(5)
             if p.is_alive():
                 p.kill()
@@ -572,6 +582,8 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
     if done < nproc and not stats.latency:
+        if interrupted:
+            raise KeyboardInterrupt
         codes = ", ".join(str(p.exitcode) for p in procs)
         raise SimulationError(f"the load-generator processes stopped without results (exit codes "
                            f"{codes}); run with SSCARD_DEBUG=1 for details")
@@ -580,6 +592,9 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
 
 def _group_main(spec: dict[str, Any], queue: Any) -> None:
     """A load-generator process: some terminals as threads, stats sent back twice a second."""
+    from terminal.sim.hostproc import raise_interrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)   # stop as cleanly as on Ctrl-C
     stats = Stats()
     stop = threading.Event()
     terms = [CityTerminal(spec["url"], site, slot, spec["holders"], seed, stats,

@@ -12,6 +12,7 @@ start, as after a crash). Nothing here touches a server it did not start.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -20,7 +21,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,6 +31,30 @@ ROOT = Path(__file__).resolve().parents[2]
 
 class ProcessError(RuntimeError):
     """A harness process did not start or stop as expected; the message says why."""
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """A SIGTERM handler that stops the main thread as Ctrl-C does, once: a second SIGTERM
+    (``timeout`` signals the process and then its whole group) must not cut short the
+    clean-up the first one started."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` as Ctrl-C does, so a
+    harness stopped with ``kill`` or ``timeout`` runs the same clean-up (its child servers
+    stopped, its temporary directories removed). Only the main thread can do this; elsewhere
+    the block runs unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def free_port() -> int:

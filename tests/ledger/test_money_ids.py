@@ -97,3 +97,16 @@ def test_card_sn_and_pan() -> None:
     assert len(pan) == 19 and valid_pan(pan)
     assert valid_msgid("P37080000001202611281000000001")
     assert not valid_msgid("P3708000000120261128100000001")
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://alice:S3cret@db.example:5432/books?pool=4",
+     "postgresql://alice@db.example:5432/books?pool=4"),
+    ("postgresql://alice@db:5432/x", "postgresql://alice@db:5432/x"),
+    ("http://paas:k%40y@127.0.0.1:8700", "http://paas@127.0.0.1:8700"),
+    ("sqlite:///var/h.db", "sqlite:///var/h.db"),
+    ("postgresql://:pw@h/x", "postgresql://@h/x"),
+])
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    from ledger.store.base import safe_url
+    assert safe_url(url) == shown
