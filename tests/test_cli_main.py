@@ -77,13 +77,13 @@ def test_argument_types_refuse_what_no_command_can_use() -> None:
     import math
 
     from terminal.cli.args import count, minutes, seconds
-    for bad in ("nan", "inf", "-1", "x", "0"):
+    for bad in ("nan", "inf", "-1", "x", "0", "1e12"):
         with pytest.raises(argparse.ArgumentTypeError):
             seconds()(bad)
     assert seconds(zero=True)("0") == 0 and seconds()("2.5") == 2.5
     with pytest.raises(argparse.ArgumentTypeError):
         seconds(zero=True)("-0.1")
-    for bad in ("nan", "-inf", "0", "a"):
+    for bad in ("nan", "-inf", "0", "a", "1e9"):
         with pytest.raises(argparse.ArgumentTypeError):
             minutes(bad)
     assert math.isclose(minutes("0.5"), 0.5)
@@ -111,6 +111,8 @@ def test_an_output_file_never_replaces_an_input_a_directory_or_a_device(
         check_output(card, option="--trace")
     with pytest.raises(CliError, match="does not exist; create it first"):
         check_output(tmp_path / "no" / "x.jpg")
+    with pytest.raises(CliError, match=r"card\.json is a file, not a directory"):
+        check_output(card / "x.jpg")
     check_output(card, force=True)                  # an ordinary file, with --force
     check_output(link, force=True)                  # a link to one
     devlink = tmp_path / "dev.json"

@@ -16,8 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from ledger.errors import BadRequest, StoreBusy
 
@@ -263,16 +263,33 @@ class Store(ABC):
         return safe_url(self.url)
 
 
+_SECRET_PARAMS = ("password", "sslpassword", "passfile", "sslkey")
+
+
 def safe_url(url: str) -> str:
-    """``url`` without the password of its ``user:password@`` part, fit for messages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("://", 1)[0] + "://…" if "://" in url else url
-    if parts.password is None:
+    """``url`` without its secrets, fit for messages: the password of a ``user:password@``
+    part (any scheme) and the value of a ``password=`` (or similar) parameter."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
+    netloc, slash, tail = rest.partition("/")
+    if "@" in netloc:
+        cred, host = netloc.rsplit("@", 1)
+        netloc = cred.split(":", 1)[0] + "@" + host
+    if "?" in tail or "?" in netloc:
+        head, _, query = (slash + tail).partition("?") if "?" in tail else ("", "", "")
+        params = [p.split("=", 1) for p in query.split("&")]
+        query = "&".join(f"{p[0]}=…" if len(p) == 2 and p[0].lower() in _SECRET_PARAMS
+                         else "=".join(p) for p in params)
+        return f"{scheme}://{netloc}{head}?{query}"
+    return f"{scheme}://{netloc}{slash}{tail}"
+
+
+def database_file(url: str) -> Path | None:
+    """The file a ``sqlite:///`` URL names (None for other databases)."""
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
+        return Path(url[len("sqlite:///"):])
+    return None
 
 
 def available_migrations(dialect: str) -> list[tuple[int, str, str]]:
@@ -307,5 +324,5 @@ def open_store(url: str, *, create: bool = True) -> Store:
     if url.startswith(("postgresql://", "postgres://")):
         from ledger.store.postgres import PostgresStore
         return PostgresStore(url)
-    raise BadRequest(f"unsupported database URL {url!r}: use sqlite:///path/host.db or "
+    raise BadRequest(f"unsupported database URL {safe_url(url)!r}: use sqlite:///path/host.db or "
                      "postgresql://user@host:5432/dbname")

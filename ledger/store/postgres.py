@@ -19,14 +19,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import errors as pgerr
 from psycopg import pq
 
 from ledger.errors import BadRequest, StoreBusy
-from ledger.store.base import Claimed, KeyGate, Retry, Row, Store, Tx
+from ledger.store.base import Claimed, KeyGate, Retry, Row, Store, Tx, safe_url
 
 T = TypeVar("T")
 
@@ -231,7 +231,11 @@ class PostgresTx(Tx):
 def split_params(url: str) -> tuple[str, str | None, int]:
     """Remove sscard's own query parameters from a PostgreSQL URL: ``schema`` (work inside
     that schema) and ``pool`` (at most that many connections, default :data:`POOL_SIZE`)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port                           # noqa: B018 (checks the port's syntax)
+    except ValueError as exc:
+        raise BadRequest(f"database URL {safe_url(url)} cannot be read: {exc}") from None
     query = parse_qsl(parts.query)
     own = {k: v for k, v in query if k in ("schema", "pool")}
     rest = urlencode([(k, v) for k, v in query if k not in own])
@@ -239,9 +243,11 @@ def split_params(url: str) -> tuple[str, str | None, int]:
     if schema is not None and not _SCHEMA_RE.match(schema):
         raise BadRequest(f"schema {schema!r} must be a lower-case SQL identifier")
     pool = own.get("pool", str(POOL_SIZE))
-    if not pool.isdigit() or not 1 <= int(pool) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", pool) or not 1 <= int(pool) <= 1000:
         raise BadRequest(f"pool={pool!r} must be a number of connections from 1 to 1000")
-    return urlunsplit(parts._replace(query=rest)), schema, int(pool)
+    # urlunsplit would drop the '//' of an empty host (postgresql:///db?host=/run/...)
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return base + (f"?{rest}" if rest else ""), schema, int(pool)
 
 
 POOL_SIZE = 32

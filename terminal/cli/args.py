@@ -16,29 +16,36 @@ from pathlib import Path
 
 from terminal.cli import CliError
 
+MAX_SECONDS = 10_000_000.0
+"""The longest time an option may give (about 115 days): beyond it the system's clocks and
+waits overflow."""
+
 
 def seconds(*, zero: bool = False) -> Callable[[str], float]:
-    """A finite number of seconds, > 0 (or ≥ 0 with ``zero``)."""
+    """A number of seconds, > 0 (or ≥ 0 with ``zero``), at most :data:`MAX_SECONDS`."""
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-            bound = "0 or more" if zero else "more than 0"
-            raise argparse.ArgumentTypeError(f"{text!r}: seconds must be {bound}, and finite")
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero) \
+                or value > MAX_SECONDS:
+            bound = f"from 0 to {MAX_SECONDS:.0f}" if zero else \
+                f"more than 0 and at most {MAX_SECONDS:.0f}"
+            raise argparse.ArgumentTypeError(f"{text!r}: seconds must be {bound}")
         return value
     return parse
 
 
 def minutes(text: str) -> float:
-    """A finite number of minutes, > 0."""
+    """A number of minutes, > 0, at most :data:`MAX_SECONDS` / 60."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of minutes") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: minutes must be more than 0, and finite")
+    if not math.isfinite(value) or value <= 0 or value * 60 > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: minutes must be more than 0 and at most {MAX_SECONDS / 60:.0f}")
     return value
 
 
@@ -83,5 +90,7 @@ def check_output(path: Path, *, force: bool = False, inputs: Iterable[Path | Non
         if not force:
             raise CliError(f"{path} already exists; choose another {option} or add --force")
     parent = Path(os.path.realpath(path)).parent
+    if parent.exists() and not parent.is_dir():
+        raise CliError(f"{option} {path}: {parent} is a file, not a directory")
     if not parent.is_dir():
         raise CliError(f"directory {parent} does not exist; create it first")

@@ -177,18 +177,9 @@ def _hex(data: bytes) -> str:
 def _inputs(args: argparse.Namespace) -> list[Path]:
     """The files the command reads: the card and PSAM images of ``virtual:`` readers (the
     area PSAM included) and a ``--script``; an output option must never name one of them."""
-    spec = args.reader or os.environ.get(R.ENV_READER) or ""
     psam = getattr(args, "psam", None)
-    psam = psam if psam is not None else os.environ.get(R.ENV_PSAM) or ""
-    out: list[Path] = []
-    if spec.startswith(R.VIRTUAL) and spec[len(R.VIRTUAL):]:
-        card = Path(spec[len(R.VIRTUAL):])
-        out.append(card)
-        area = R.area_psam(card)
-        if area is not None:
-            out.append(area)
-    if psam.startswith(R.VIRTUAL) and psam[len(R.VIRTUAL):]:
-        out.append(Path(psam[len(R.VIRTUAL):]))
+    out = R.image_files(args.reader or os.environ.get(R.ENV_READER),
+                        psam if psam is not None else os.environ.get(R.ENV_PSAM))
     script = getattr(args, "script", None)
     if script is not None and str(script) != "-":
         out.append(script)

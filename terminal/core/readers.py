@@ -75,6 +75,21 @@ def load_psam(path: str | os.PathLike[str], *, t0: bool = False,
                               ) from None
 
 
+def image_files(reader: str | None, psam: str | None = None) -> list[Path]:
+    """The image files ``virtual:`` reader names use: the card image with its area PSAM, and
+    a ``virtual:`` PSAM (files a command must never write its output over)."""
+    out: list[Path] = []
+    if reader and reader.startswith(VIRTUAL) and reader[len(VIRTUAL):]:
+        card = Path(reader[len(VIRTUAL):])
+        out.append(card)
+        area = area_psam(card)
+        if area is not None:
+            out.append(area)
+    if psam and psam.startswith(VIRTUAL) and psam[len(VIRTUAL):]:
+        out.append(Path(psam[len(VIRTUAL):]))
+    return out
+
+
 def area_psam(card_path: str | os.PathLike[str]) -> Path | None:
     """The PSAM image for the card's area: ``psam-<area>.json`` beside it or in fixtures."""
     try:

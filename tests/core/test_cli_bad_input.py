@@ -301,11 +301,11 @@ def test_counter_arguments_are_checked(capsys: pytest.CaptureFixture[str], argv:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--minutes", "nan"], "minutes must be more than 0, and finite"),
-    (["--minutes", "inf"], "minutes must be more than 0, and finite"),
-    (["--minutes", "0"], "minutes must be more than 0, and finite"),
-    (["--think", "-1"], "seconds must be 0 or more, and finite"),
-    (["--think", "nan"], "seconds must be 0 or more, and finite"),
+    (["--minutes", "nan"], "minutes must be more than 0 and at most"),
+    (["--minutes", "inf"], "minutes must be more than 0 and at most"),
+    (["--minutes", "0"], "minutes must be more than 0 and at most"),
+    (["--think", "-1"], "seconds must be from 0 to"),
+    (["--think", "nan"], "seconds must be from 0 to"),
     (["--terminals", "0"], "out of range"),
     (["--holders", "0"], "out of range"),
 ])

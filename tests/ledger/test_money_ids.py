@@ -106,6 +106,12 @@ def test_card_sn_and_pan() -> None:
     ("http://paas:k%40y@127.0.0.1:8700", "http://paas@127.0.0.1:8700"),
     ("sqlite:///var/h.db", "sqlite:///var/h.db"),
     ("postgresql://:pw@h/x", "postgresql://@h/x"),
+    ("postgresql://u@127.0.0.1:1/test?password=S3cret&sslmode=require",
+     "postgresql://u@127.0.0.1:1/test?password=…&sslmode=require"),
+    ("postgresql:///test?host=/run/pg&PASSWORD=x", "postgresql:///test?host=/run/pg&PASSWORD=…"),
+    ("mysql://u:S3cret@db/x", "mysql://u@db/x"),
+    ("postgresql://u:pw@[::1:1/test", "postgresql://u@[::1:1/test"),
+    ("not a url", "not a url"),
 ])
 def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
     from ledger.store.base import safe_url

@@ -103,9 +103,16 @@ def test_pool_and_schema_parameters_are_the_stores_own() -> None:
         "postgresql://u@h:5432/db?schema=s1&pool=4&application_name=x")
     assert (conninfo, schema, pool) == ("postgresql://u@h:5432/db?application_name=x", "s1", 4)
     assert split_params("postgresql://u@h/db")[2] == postgres.POOL_SIZE
-    for bad in ("0", "x", "1001"):
+    for bad in ("0", "x", "1001", "²"):
         with pytest.raises(BadRequest, match="pool="):
             split_params(f"postgresql://u@h/db?pool={bad}")
+    # a URL with no host (a socket directory as a parameter) keeps its three slashes
+    assert split_params("postgresql:///test?host=/run/pg&schema=s2")[:2] == \
+        ("postgresql:///test?host=%2Frun%2Fpg", "s2")
+    for bad in ("postgresql://u:pw@[::1:1/test", "postgresql://u:pw@h:99999/t"):
+        with pytest.raises(BadRequest, match="cannot be read") as refused:
+            split_params(bad)
+        assert "pw" not in str(refused.value)
 
 
 class FakeConn:
