@@ -23,7 +23,8 @@ The integrity seal holds a SHA-256 of every other top-level section in canonical
 (sorted keys, no spaces, UTF-8): a section edited by hand is refused with its name.
 Saving is atomic (temp file in the same directory, fsync, rename, fsync of the directory)
 so a crash leaves either the old or the new image, never half of one; an image reached
-through a symbolic link is saved to the link's target, so the link stays a link.
+through a symbolic link is saved to the link's target, so the link stays a link. A file
+with several hard links is refused (the rename would split its names into two cards).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from typing import Any
 from apdu import codec
 from apdu.errors import ApduError
 from card import crypto
-from card.errors import ImageError
+from card.errors import ImageError, IssueError
 from card.fs import DedicatedFile, node_from_doc
 
 SCHEMA = 1
@@ -117,11 +118,41 @@ def read_document(path: str | os.PathLike[str]) -> dict[str, Any]:
             doc: Any = tomllib.loads(raw.decode("utf-8"))
         else:
             doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+    except RecursionError:
+        raise ImageError("file", f"{p} is not a usable {_kind(p)} document: nested too "
+                         f"deep (an image nests at most {MAX_DEPTH} levels)") from None
+    except ValueError as exc:  # JSON/TOML syntax, UTF-8, an integer of too many digits
         raise ImageError("file", f"{p} is not a valid {_kind(p)} document: {exc}") from None
     if not isinstance(doc, dict):
         raise ImageError("file", f"{p} does not hold an object at its top level")
+    if _depth(doc) > MAX_DEPTH:
+        raise ImageError("file", f"{p} is not a usable {_kind(p)} document: nested too "
+                         f"deep (an image nests at most {MAX_DEPTH} levels)")
     return doc
+
+
+MAX_DEPTH = 64
+"""The deepest nesting of objects and lists an image may have (real images use about 12):
+deeper documents would exhaust the recursion of the seal and the file-tree loaders."""
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and lists nest in ``value`` (counted without recursion)."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        todo.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _kind(p: Path) -> str:
@@ -159,7 +190,9 @@ def atomic_write(path: str | os.PathLike[str], text: str,
     """Write ``text`` to ``path`` atomically: temp file, fsync, rename, fsync the directory.
 
     A symbolic link stays a link: the link's target is replaced (temp file beside it).
-    Anything but a regular file (a directory, a device) is refused with an ``OSError``.
+    Anything but a regular file (a directory, a device) is refused with an ``OSError``, and
+    so is a file with several hard links: the rename would leave the other names on the old
+    content (a card image split in two, one of them with its PIN tries restored).
     ``before_rename`` runs after the temp file is durable and before it replaces the old
     file (fault injection uses it to cut power at the worst moment; an exception from it
     leaves the old file untouched).
@@ -177,6 +210,8 @@ def atomic_write(path: str | os.PathLike[str], text: str,
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file: refusing to replace it", str(path))
+        if st.st_nlink > 1:
+            raise OSError(errno.EMLINK, hard_links_message(path, st.st_nlink), str(path))
         mode = st.st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
     try:
@@ -199,6 +234,24 @@ def atomic_write(path: str | os.PathLike[str], text: str,
         os.close(dfd)
 
 
+def hard_links_message(path: str | os.PathLike[str], links: int) -> str:
+    """Why a file with ``links`` hard links is not replaced."""
+    return (f"{path} has {links} hard links: replacing it would split them into different "
+            "files (a card image's PIN tries counted under one name only); use a copy (cp) "
+            "or a symbolic link instead")
+
+
+def check_single_link(path: str | os.PathLike[str]) -> None:
+    """:class:`ImageError` when the image file at ``path`` has several hard links, so the
+    user hears it before a card is used (and a PIN tried) rather than at its first save."""
+    try:
+        links = os.stat(path).st_nlink
+    except OSError:
+        return  # a missing or unreadable file is reported by whoever reads it
+    if links > 1:
+        raise ImageError("file", hard_links_message(path, links))
+
+
 class Store:
     """Where an image is durable. ``load`` returns the last saved document."""
 
@@ -215,6 +268,7 @@ class FileStore(Store):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.toml = self.path.suffix.lower() == ".toml"
+        check_single_link(self.path)
 
     def load(self) -> dict[str, Any]:
         return read_document(self.path)
@@ -512,6 +566,28 @@ def validate_identity(ident: dict[str, Any]) -> None:
         ident["name"].encode("gbk")
     except UnicodeEncodeError:
         raise ImageError("identity.name", "cannot be written in GBK") from None
+
+
+AREA_PROVINCES = frozenset({
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37",
+    "41", "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64",
+    "65", "71", "81", "82"})
+"""The province parts (first two digits) of GB/T 2260 administrative division codes."""
+
+
+def check_area(area: str) -> str:
+    """An issuing area (the city code of spec/card.md §4: a GB/T 2260 prefecture-level
+    division, e.g. 370800 Jining), or :class:`IssueError` saying what is wrong."""
+    if len(area) != 6 or not area.isascii() or not area.isdigit():
+        raise IssueError(f"area code must be 6 digits, got {area!r}")
+    if area[:2] not in AREA_PROVINCES:
+        raise IssueError(f"area code {area}: {area[:2]} is not a province code (GB/T 2260: "
+                         "11 Beijing .. 65 Xinjiang, 71, 81, 82); give the city's code, "
+                         "e.g. 370800")
+    if area[2:4] == "00":
+        raise IssueError(f"area code {area} names a province, not a city: give the city's "
+                         f"code (e.g. {area[:2]}0100)")
+    return area
 
 
 def card_id_auth(area: str, serial_hex: str) -> str:

@@ -39,10 +39,20 @@ from typing import Any
 
 from apdu import atr as atrmod
 from apdu import codec
+from apdu.cardbas import CardBasics
 from apdu.errors import ApduError
 from card import keys, pboc
 from card.errors import IssueError
-from card.image import BANKS, CardImage, PinRecord, atomic_write, card_id_auth, dumps, seal
+from card.image import (
+    BANKS,
+    CardImage,
+    PinRecord,
+    atomic_write,
+    card_id_auth,
+    check_area,
+    dumps,
+    seal,
+)
 from card.photo import make_photo
 
 INITIAL_PIN = "123456"
@@ -196,6 +206,9 @@ class IssuerRegistry:
             except OSError as exc:
                 raise IssueError(f"issuer file {self.path} cannot be read: "
                                  f"{exc.strerror or exc}") from None
+            except RecursionError:
+                raise IssueError(f"issuer file {self.path} is not usable JSON: nested too "
+                                 "deep") from None
             except ValueError as exc:
                 raise IssueError(f"issuer file {self.path} is not valid JSON: {exc}") from None
             self.doc: dict[str, Any] = _registry_doc(doc, self.path)
@@ -310,6 +323,20 @@ def _validate_holder(h: Holder) -> tuple[str, str, str]:
     return ssn, birth, sex
 
 
+def _check_readable(ident: dict[str, Any]) -> None:
+    """:class:`IssueError` unless a terminal can report the card: its ``iReadCardBas`` line
+    (spec/card.md §10) is built with the rules the reader applies, e.g. no ``|`` in the
+    name."""
+    try:
+        CardBasics(ident["area_code"], ident["ssn"], ident["card_number"],
+                   ident["card_id_code"], ident["name"], ident["historical"],
+                   ident["generation"], ident["issue_date"], ident["expiry_date"],
+                   "0" * 12, "")
+    except ApduError as exc:
+        raise IssueError(f"the card could not be read by a terminal ({exc}): holder's name "
+                         f"{ident['name']!r}") from None
+
+
 def _rec(tag: int, value: bytes) -> str:
     return (bytes([tag, len(value)]) + value).hex().upper()
 
@@ -334,8 +361,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     bank = bank.upper()
     if bank not in BANKS:
         raise IssueError(f"unknown bank {bank!r}; use one of {', '.join(BANKS)}")
-    if len(area) != 6 or not area.isdigit():
-        raise IssueError(f"area code must be 6 digits, got {area!r}")
+    check_area(area)
     if generation not in ("2.00", "3.00"):
         raise IssueError("generation must be 2.00 or 3.00")
     alg_name = (algorithm or ("SM4" if generation == "3.00" else "3DES")).upper()
@@ -501,6 +527,7 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
         "purse": {"offline_seq": 0, "online_seq": 0},
         "files": mf,
     }
+    _check_readable(doc["identity"])
     doc = seal(doc)
     CardImage.from_doc(doc)  # self-check: what we issue must load
     if registry is not None and register:

@@ -87,7 +87,7 @@ from apdu.response import ResponseApdu
 from apdu.t0 import T0CardAdapter
 from card import crypto, keys
 from card.errors import CardError, CardNotPowered, ImageError, IssueError
-from card.image import FileStore, MemoryStore, Store, check_seal, read_document, seal
+from card.image import FileStore, MemoryStore, Store, check_area, check_seal, read_document, seal
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,7 @@ def load_psam_doc(path: str | os.PathLike[str]) -> dict[str, Any]:
 def make_psam_doc(area: str = "370800", terminal_serial: int = 1,
                   algorithms: tuple[str, ...] = ("3DES", "SM4")) -> dict[str, Any]:
     """A sealed PSAM image for ``area`` with the TEST city keys of ``algorithms``."""
-    if not _digits(area, 6):
-        raise IssueError(f"area code must be 6 digits, got {area!r}")
+    check_area(area)
     if not 0 <= terminal_serial <= 999_999:
         raise IssueError(f"terminal serial must be 0..999999, got {terminal_serial}")
     doc = {

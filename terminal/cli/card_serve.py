@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import socket
 import sys
@@ -26,7 +27,7 @@ from reader.echo import EchoCard
 from reader.trace import TracedCard, TraceWriter
 from reader.vpcd import VpcdServer, parse_endpoint
 from terminal.cli import CliError
-from terminal.cli.args import count, seconds
+from terminal.cli.args import check_output, count, seconds
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -69,6 +70,7 @@ def register(card_subparsers: Any) -> None:
                    help="wait S seconds before inserting (default 0: at once)")
     p.add_argument("--trace", type=Path, metavar="FILE",
                    help="record the card-side APDU trace (PINs masked)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --trace file")
     p.add_argument("--no-quickack", action="store_true",
                    help="do not set TCP_QUICKACK (shows vpcd's 44 ms delayed-ACK trap)")
     p.add_argument("--quiet", action="store_true", help="print only errors")
@@ -106,7 +108,36 @@ def _say(args: argparse.Namespace, text: str) -> None:
         print(text, flush=True)
 
 
+def _check_distinct(files: list[str]) -> None:
+    """Refuse an image named twice (two emulations would write one file)."""
+    seen: list[Path] = []
+    for name in files:
+        path = Path(name)
+        for other in seen:
+            same = os.path.realpath(path) == os.path.realpath(other)
+            with contextlib.suppress(OSError):
+                same = same or path.samefile(other)
+            if same:
+                raise CliError(f"{other} and {path} are the same card image: serve each image "
+                               "once (two slots would write one file)")
+        seen.append(path)
+
+
+def _check_trace(args: argparse.Namespace) -> None:
+    """Refuse a ``--trace`` that would overwrite a served image, its area PSAM, the
+    ``--replay`` trace, another existing file (without ``--force``) or a non-file."""
+    if args.trace is None:
+        return
+    from terminal.core.readers import image_files
+
+    inputs: list[Path | None] = [args.replay]
+    for name in args.files:
+        inputs += image_files(f"virtual:{name}")
+    check_output(args.trace, force=args.force, inputs=inputs, option="--trace")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    _check_distinct(args.files)
     cards: list[tuple[CardLike, str]] = []
     if args.echo:
         cards.append((EchoCard(), "echo card"))
@@ -120,6 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cards += [load_served(Path(f)) for f in args.files]
     if not cards:
         raise CliError("nothing to serve: give a card image FILE (or --echo, --replay TRACE)")
+    _check_trace(args)
     if args.serial:
         if args.vpcd is not None:
             raise CliError("choose --vpcd or --serial, not both")
@@ -149,7 +181,7 @@ def _serve_serial(args: argparse.Namespace, served: tuple[CardLike, str]) -> int
     if writer is not None:
         card = TracedCard(card, [writer], name=args.serial)
     if args.remove_after:
-        threading.Timer(args.remove_after, stop.set).start()
+        _after(args.remove_after, stop)
     try:
         serial_device.serve(card, args.serial, stop,
                             on_ready=lambda where: _say(args, f"serving {label} on {where}"))
@@ -194,7 +226,7 @@ def _serve_vpcd(args: argparse.Namespace, cards: list[tuple[CardLike, str]]) -> 
             where = f"Virtual PCD 00 {slot:02d}" if 0 <= slot < 100 else "vpcd"
             _say(args, f"serving {label} on vpcd {server.host}:{server.port} ({where})")
         if args.insert_after:
-            if stop.wait(args.insert_after):
+            if _wait(stop, args.insert_after):
                 return 0
             for server, _ in servers:
                 server.insert()
@@ -220,6 +252,25 @@ def _serve_vpcd(args: argparse.Namespace, cards: list[tuple[CardLike, str]]) -> 
             "(`sscard doctor`)")
     _say(args, "card removed" if len(servers) == 1 else "cards removed")
     return 0
+
+
+def _wait(stop: threading.Event, delay: float) -> bool:
+    """``stop.wait(delay)`` for any delay: waits longer than a lock can take are split."""
+    deadline = time.monotonic() + delay
+    while (left := deadline - time.monotonic()) > 0:
+        if stop.wait(min(left, threading.TIMEOUT_MAX, 3600.0)):
+            return True
+    return stop.is_set()
+
+
+def _after(delay: float, stop: threading.Event) -> None:
+    """Set ``stop`` after ``delay`` seconds from a daemon thread (it never outlives the
+    command, and no delay makes it fail)."""
+    def fire() -> None:
+        _wait(stop, delay)
+        stop.set()
+
+    threading.Thread(target=fire, daemon=True).start()
 
 
 def _endpoint(text: str | None, slot: int) -> tuple[str, int]:

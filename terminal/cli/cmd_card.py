@@ -108,7 +108,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--area", default=DEFAULT_AREA, help=f"6-digit area code ({DEFAULT_AREA})")
     p.add_argument("--serial", type=count(0, 999_999), default=1,
                    help="terminal serial 0..999999 (1)")
-    p.add_argument("--out", required=True, type=Path, help="image file to write")
+    p.add_argument("--out", required=True, type=Path,
+                   help="image file to write (.json or .toml)")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     p.set_defaults(func=cmd_psam)
 
@@ -132,8 +133,20 @@ def _write_image(out: Path, doc: dict[str, Any]) -> None:
         raise CliError(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
+IMAGE_SUFFIXES = (".json", ".toml")
+
+
+def _check_suffix(out: Path) -> None:
+    """Refuse an image name whose suffix is neither ``.json`` nor ``.toml``: the suffix
+    decides the format, here and whenever the image is read (``.toml`` TOML, else JSON)."""
+    if out.suffix.lower() not in IMAGE_SUFFIXES:
+        raise CliError(f"--out {out}: an image file ends in .json or .toml (the suffix "
+                       "chooses the format)")
+
+
 def cmd_issue(args: argparse.Namespace) -> int:
     check_output(args.out, force=args.force, inputs=[args.issuer_file])
+    _check_suffix(args.out)
     if args.issuer_file is not None and (
             os.path.realpath(args.issuer_file) == os.path.realpath(args.out)):
         raise CliError(f"--out {args.out} is the --issuer-file: choose another file")
@@ -167,6 +180,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 def cmd_psam(args: argparse.Namespace) -> int:
     check_output(args.out, force=args.force)
+    _check_suffix(args.out)
     try:
         doc = make_psam_doc(args.area, args.serial)
     except (CardError, ValueError) as exc:

@@ -95,7 +95,7 @@ def area_psam(card_path: str | os.PathLike[str]) -> Path | None:
     try:
         doc = json.loads(Path(card_path).read_text(encoding="utf-8"))
         area = str(doc.get("identity", {}).get("area_code", ""))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         area = ""
     candidates = []
     for folder in (Path(card_path).parent, FIXTURE_CARDS):

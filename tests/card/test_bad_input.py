@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -382,3 +383,232 @@ def test_serve_to_a_listening_vpcd_still_ends_cleanly(card_reader: str,
             conn.close()
         listener.close()
     assert rc == 0 and "card removed" in out, err
+
+
+# -- 6. card serve --trace never overwrites an input; images served once; long waits --------
+
+@pytest.fixture
+def served(tmp_path: Path) -> Path:
+    """A card image with its area PSAM beside it (the PSAM ``virtual:`` readers load)."""
+    shutil.copy(CARDS / "zhang-san.json", tmp_path / "c.json")
+    shutil.copy(CARDS / "psam-370800.json", tmp_path / "psam-370800.json")
+    return tmp_path / "c.json"
+
+
+def _serve(argv: list[str], monkeypatch: pytest.MonkeyPatch,
+           capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    return run(["card", "serve", *argv, "--vpcd", "127.0.0.1:1", "--remove-after", "0.2"],
+               capsys)
+
+
+@pytest.mark.parametrize("target", ["c.json", "psam-370800.json", "replay.trace"])
+def test_serve_trace_over_an_input_is_refused(served: Path, target: str,
+                                              monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    replay = served.parent / "replay.trace"
+    shutil.copy(ROOT / "fixtures" / "reader" / "wang-wu-read.trace", replay)
+    files = {p: p.read_bytes() for p in served.parent.iterdir()}
+    for extra in ([], ["--force"]):
+        rc, out, err = _serve([str(served), "--replay", str(replay), "--trace",
+                               str(served.parent / target), *extra], monkeypatch, capsys)
+        assert rc == 1 and "is the command's own input file" in err and "serving" not in out
+        assert {p: p.read_bytes() for p in served.parent.iterdir()} == files
+
+
+def test_serve_trace_needs_force_and_a_regular_file(served: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    old = served.parent / "old.trace"
+    old.write_text("keep me\n")
+    rc, _, err = _serve([str(served), "--trace", str(old)], monkeypatch, capsys)
+    assert rc == 1 and "add --force" in err and old.read_text() == "keep me\n"
+    fifo = served.parent / "fifo"
+    os.mkfifo(fifo)
+    rc, _, err = _serve([str(served), "--trace", str(fifo), "--force"], monkeypatch, capsys)
+    assert rc == 1 and "not a regular file" in err and fifo.is_fifo()
+    rc, _, err = _serve([str(served), "--trace", str(old), "--force"], monkeypatch, capsys)
+    assert "never inserted" in err and old.read_text().startswith("# sscard-trace")
+
+
+def test_serve_refuses_one_image_named_twice(served: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    (served.parent / "link.json").symlink_to("c.json")
+    before = served.read_bytes()
+    for second in (served.parent / ".." / served.parent.name / "c.json",
+                   served.parent / "link.json"):
+        rc, out, err = _serve([str(served), str(second)], monkeypatch, capsys)
+        assert rc == 1 and "are the same card image" in err and "serving" not in out
+    assert served.read_bytes() == before
+
+
+def test_serve_wait_longer_than_a_lock_timeout_does_not_fail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from terminal.cli import card_serve
+
+    monkeypatch.setattr(threading, "TIMEOUT_MAX", 0.01)  # Event.wait(1e7) would overflow
+    stop = threading.Event()
+    failed: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook: failed.append(hook.exc_value))
+    card_serve._after(10_000_000.0, stop)
+    assert not stop.wait(0.1) and not failed
+    stop.set()
+    assert card_serve._wait(stop, 10_000_000.0)
+
+
+SERVE_SCRIPT = "import sys; from terminal.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_serial_serve_with_a_long_remove_after_stops_on_ctrl_c(served: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, "card", "serve", str(served),
+                             "--serial", "pty", "--remove-after", "9999999"], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        if "serving" not in first:
+            proc.kill()
+            pytest.skip(f"no pty here: {proc.communicate()[1].strip()}")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)  # a pending timer thread kept it alive
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "card removed" in out and "Traceback" not in err
+
+
+# -- 7. deeply nested documents: a clear line naming the file ---------------------------------
+
+def _deep(tmp_path: Path, name: str, depth: int = 100_000) -> Path:
+    path = tmp_path / name
+    if name.endswith(".toml"):
+        path.write_text("a = " + "[" * depth + "]" * depth + "\n")
+    else:
+        path.write_text('{"a":' * depth + "1" + "}" * depth)
+    return path
+
+
+@pytest.mark.parametrize("name", ["deep.json", "deep.toml"])
+def test_deeply_nested_images_are_refused_by_name(tmp_path: Path, name: str,
+                                                  card_reader: str,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    deep = _deep(tmp_path, name)
+    before = deep.read_bytes()
+    for argv in (["card", "show", str(deep)], ["read", "-r", f"virtual:{deep}"],
+                 ["pin", "tries", "-r", card_reader, "--psam", f"virtual:{deep}"]):
+        rc, _, err = run(argv, capsys)
+        assert rc == 1 and "nested too deep" in err and str(deep) in err, (argv, err)
+        assert "RecursionError" not in err and len(err.strip().splitlines()) == 1
+    rc, _, err = _serve([str(deep)], monkeypatch, capsys)
+    assert rc == 1 and "nested too deep" in err
+    assert deep.read_bytes() == before
+
+
+def test_nesting_that_parses_but_is_too_deep_is_refused(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    doc = read_document(CARDS / "zhang-san.json")
+    nested: Any = 1
+    for _ in range(500):
+        nested = [nested]
+    doc["files"]["extra"] = nested
+    path = tmp_path / "mid.json"
+    path.write_text(json.dumps(doc))
+    rc, _, err = run(["card", "show", str(path)], capsys)
+    assert rc == 1 and "nested too deep" in err and "RecursionError" not in err
+
+
+def test_deeply_nested_issuer_file_is_one_line(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    deep = _deep(tmp_path, "issued.json")
+    out = tmp_path / "z.json"
+    rc, _, err = run([*ISSUE, "--issuer-file", str(deep), "--out", str(out)], capsys)
+    assert rc == 1 and "nested too deep" in err and str(deep) in err
+    assert "RecursionError" not in err and not out.exists()
+
+
+# -- 8. hard-linked images are refused before any PIN is tried -----------------------------
+
+def test_hard_linked_image_is_refused_and_both_names_stay_one_card(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    first = tmp_path / "a.json"
+    shutil.copy(CARDS / "zhang-san.json", first)
+    second = tmp_path / "b.json"
+    os.link(first, second)
+    before = first.read_bytes()
+    monkeypatch.setattr("sys.stdin", io.StringIO("000000\n"))
+    rc, _, err = run(["pin", "verify", "-r", f"virtual:{first}"], capsys)
+    assert rc == 1 and "has 2 hard links" in err and "wrong PIN" not in err
+    rc, _, err = _serve([str(second)], monkeypatch, capsys)
+    assert rc == 1 and "has 2 hard links" in err
+    from card.image import atomic_write
+
+    with pytest.raises(OSError, match="2 hard links"):
+        atomic_write(first, "{}")
+    rc, _, err = run([*ISSUE, "--out", str(second), "--force"], capsys)
+    assert rc == 1 and "2 hard links" in err
+    assert first.read_bytes() == second.read_bytes() == before
+    assert os.stat(first).st_ino == os.stat(second).st_ino
+
+
+def test_single_and_symlinked_images_still_count_pin_tries(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "one.json"
+    shutil.copy(CARDS / "zhang-san.json", image)
+    link = tmp_path / "link.json"
+    link.symlink_to(image)
+    for name, left in ((image, 2), (link, 1)):
+        monkeypatch.setattr("sys.stdin", io.StringIO("000000\n"))
+        rc, _, err = run(["pin", "verify", "-r", f"virtual:{name}"], capsys)
+        assert rc == 1 and "wrong PIN" in err and "hard links" not in err
+        assert tries_left(image) == left
+    assert link.is_symlink()
+
+
+# -- 9. card issue refuses what a terminal could not use -------------------------------------
+
+def test_issue_refuses_a_name_the_reader_rejects(tmp_path: Path, issuer: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "z.json"
+    before = issuer.read_bytes()
+    rc, _, err = run(["card", "issue", "--name", "李|四", "--id", ZHANG, "--bank", "CCB",
+                      "--issuer-file", str(issuer), "--out", str(out)], capsys)
+    assert rc == 1 and "may not contain '|'" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and issuer.read_bytes() == before
+
+
+@pytest.mark.parametrize("area, message", [
+    ("000000", "not a province code"), ("990800", "not a province code"),
+    ("100800", "not a province code"), ("370000", "names a province, not a city")])
+def test_issue_and_psam_refuse_an_implausible_area(tmp_path: Path, area: str, message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "z.json"
+    rc, _, err = run([*ISSUE, "--area", area, "--out", str(out)], capsys)
+    assert rc == 1 and message in err and not out.exists()
+    rc, _, err = run(["card", "psam", "--area", area, "--out", str(out)], capsys)
+    assert rc == 1 and message in err and not out.exists()
+
+
+@pytest.mark.parametrize("area", ["370100", "639900", "110100"])
+def test_issue_accepts_city_areas(tmp_path: Path, area: str,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "z.toml"
+    rc, _, err = run([*ISSUE, "--area", area, "--out", str(out)], capsys)
+    assert rc == 0, err
+    assert read_document(out)["identity"]["area_code"] == area
+
+
+@pytest.mark.parametrize("name", ["x.txt", "x", "x.json.bak"])
+def test_image_out_must_end_in_json_or_toml(tmp_path: Path, name: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / name
+    for argv in ([*ISSUE, "--out", str(out)], ["card", "psam", "--out", str(out)]):
+        rc, _, err = run(argv, capsys)
+        assert rc == 1 and "ends in .json or .toml" in err and not out.exists()
+    rc, _, err = run([*ISSUE, "--out", str(tmp_path / "UPPER.JSON")], capsys)
+    assert rc == 0, err
