@@ -67,6 +67,7 @@ INS_EXTERNAL_AUTH = 0x82
 INS_GET_RESPONSE = 0xC0
 INS_APPLICATION_BLOCK = 0x1E
 INS_CARD_BLOCK = 0x16
+INS_RESET_RETRY_COUNTER = 0x2C  # ISO 7816-4; DEBIT FOR PURCHASE shares it under CLA_PURSE
 INS_GET_BALANCE = 0x26
 INS_INITIALIZE = 0x28
 INS_CREDIT_FOR_LOAD = 0x2A
@@ -546,6 +547,22 @@ def is_secret_bearing(cmd: bytes | CommandApdu) -> bool:
         return True
     name = command_name(cmd)
     return name in ("VERIFY", "CHANGE PIN", "PIN RELOAD", "WRITE KEY", "CHANGE REFERENCE DATA")
+
+
+PIN_INS = frozenset({INS_VERIFY, INS_PIN_UNBLOCK, INS_RESET_RETRY_COUNTER, INS_CHANGE_PIN})
+"""INS codes whose data may be a PIN under any CLA: VERIFY (20), CHANGE REFERENCE DATA, PIN
+UNBLOCK and PIN RELOAD (24), RESET RETRY COUNTER (2C), the card's CHANGE PIN (5E)."""
+
+
+def may_carry_pin(cmd: bytes | CommandApdu) -> bool:
+    """True when even the header of ``cmd`` should not be shown next to its data: an INS of
+    :data:`PIN_INS` under any CLA, or a secret-bearing command (:func:`is_secret_bearing`).
+
+    >>> may_carry_pin(bytes.fromhex("00200000")), may_carry_pin(bytes.fromhex("00A40400"))
+    (True, False)
+    """
+    head = _header(cmd)
+    return head is not None and (head[1] in PIN_INS or is_secret_bearing(cmd))
 
 
 def mask_secrets(cmd: bytes | CommandApdu) -> bytes:

@@ -15,8 +15,10 @@ Trace file format ("sscard-trace 1"), UTF-8 text, one record per line::
     0.002000 psam >> 80FA0000 08 1122334455667788 ; CIPHER DATA
 
 - ``#`` lines are comments; ``# key: value`` comments before the first record are headers.
-  A ``# sscard-trace N`` line of another version is refused, and so is a file whose last
-  record has no line end (cut short).
+  A trace file must carry the ``# sscard-trace 1`` line before its first record (the
+  recorder, :class:`TraceWriter`, always writes it first; :func:`load_trace` refuses a file
+  without it). A ``# sscard-trace N`` line of another version is refused, and so is a file
+  whose last record has no line end (cut short).
 - A record is ``SECONDS [CHANNEL] KIND PAYLOAD [; comment…]``. ``SECONDS`` counts from the
   start of the trace. ``CHANNEL`` (optional, a word) names a second card in the same trace,
   e.g. ``psam``; records without one belong to the main card.
@@ -24,8 +26,9 @@ Trace file format ("sscard-trace 1"), UTF-8 text, one record per line::
   hex (spaces ignored). ``**`` is an event ``name[=HEX]``: ``power-on``, ``warm-reset``,
   ``cold-reset``, ``power-off``, ``disconnect``, ``inserted``, ``removed``.
 - ``XX`` in a command stands for a masked secret byte: VERIFY, CHANGE PIN and PIN RELOAD data
-  are never written (DESIGN.md; ``apdu.commands.is_secret_bearing``). When replayed, ``XX``
-  matches any byte.
+  are never written (DESIGN.md; ``apdu.commands.is_secret_bearing``), their lengths are. When
+  replayed, ``XX`` matches any byte; a PIN whose length differs from the recorded VERIFY's
+  is refused before anything is sent (:func:`pin_filler`, :func:`fill_secrets`).
 - ``..`` in a response matches any byte when a trace is checked against a card; a replayed
   card answers ``00`` there.
 - ``<~`` instead of ``<<`` marks a response whose data varies from run to run (a GET
@@ -149,8 +152,8 @@ def _clip(text: str, keep: int = _CLIP) -> str:
 def _parse_hex(text: str, lineno: int) -> tuple[bytes, tuple[bool, ...]]:
     compact = "".join(text.split())
     if not _HEXPAIR_RE.match(compact):
-        # the header (8 hex digits) only: the data of a command may be a PIN
-        raise TraceFormatError(f"line {lineno}: not hex bytes: {_clip(compact, 8)}")
+        # its length only: a command's data, even its header, may be a PIN (a short one)
+        raise TraceFormatError(f"line {lineno}: not hex bytes ({len(compact)} characters)")
     data = bytearray()
     wild = []
     for i in range(0, len(compact), 2):
@@ -185,12 +188,13 @@ def parse_trace(text: str) -> Trace:
             continue
         fields = line.split(";", 1)[0].split(None, 2)
         if len(fields) < 2:
-            raise TraceFormatError(
-                f"line {lineno}: expected 'SECONDS KIND PAYLOAD': {_clip(line)}")
+            raise TraceFormatError(  # the line may be a stray PIN: its length only
+                f"line {lineno}: expected 'SECONDS KIND PAYLOAD' ({len(line)} characters)")
         try:
             seconds = float(fields[0])
         except ValueError:
-            raise TraceFormatError(f"line {lineno}: bad time {_clip(fields[0])}") from None
+            raise TraceFormatError(
+                f"line {lineno}: bad time ({len(fields[0])} characters, not a number)") from None
         channel = ""
         rest = fields[1:]
         if rest[0] not in _KINDS:
@@ -198,7 +202,7 @@ def parse_trace(text: str) -> Trace:
             rest = rest[1].split(None, 1) if len(rest) > 1 else []
             if not rest or rest[0] not in _KINDS:
                 raise TraceFormatError(
-                    f"line {lineno}: expected >>, <<, <~ or ** in {_clip(line)}")
+                    f"line {lineno}: expected >>, <<, <~ or ** after the time")
         kind = _KINDS[rest[0]]
         varies = rest[0] == "<~"
         payload = rest[1] if len(rest) > 1 else ""
@@ -220,9 +224,25 @@ def parse_trace(text: str) -> Trace:
     return trace
 
 
+def _check_magic(lines: list[str], path: str | Path) -> None:
+    """:class:`TraceFormatError` unless a ``# sscard-trace …`` line comes before the first
+    record (its version is checked by :func:`parse_trace`)."""
+    for lineno, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if line.startswith("#") and _MAGIC_RE.match(line[1:].strip()):
+            return
+        if line and not line.startswith("#"):
+            raise TraceFormatError(
+                f"{path} line {lineno}: a record before the '# {MAGIC}' header: not an "
+                "sscard trace (sscard writes that header first)")
+    what = "is empty" if not any(line.strip() for line in lines) else "has no records"
+    raise TraceFormatError(f"{path} {what} and no '# {MAGIC}' header: not an sscard trace")
+
+
 def load_trace(path: str | Path) -> Trace:
     """Read a trace file; errors name the file and the line. A last record without its line
-    end means the file was cut short (a recorder always ends its lines) and is refused."""
+    end means the file was cut short (a recorder always ends its lines) and is refused; so
+    is a file without the ``# sscard-trace 1`` header (the recorder always writes it)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -233,6 +253,7 @@ def load_trace(path: str | Path) -> Trace:
     if text and not text.endswith(("\n", "\r")) and not lines[-1].lstrip().startswith("#"):
         raise TraceFormatError(f"{path} line {len(lines)}: the last line has no line end: "
                                "the trace was cut short")
+    _check_magic(lines, path)
     try:
         return parse_trace(text)
     except TraceFormatError as exc:
@@ -482,9 +503,11 @@ def pin_filler(pin: str) -> SecretFiller:
     """Fill masked VERIFY data with ``pin`` in BCD padded with F (spec/card.md §5).
 
     A PIN that is not 4 to 12 digits is refused here (:class:`reader.facade.PinFormatError`,
-    as ``CardDriver.verify_pin`` does), before it could cost a try on the card."""
+    as ``CardDriver.verify_pin`` does), and one whose length cannot match the recorded
+    VERIFY's (the trace keeps the length) when it is filled in, before either could cost a
+    try on the card."""
     from apdu.commands import verify
-    from reader.facade import check_pin
+    from reader.facade import PinFormatError, check_pin
 
     check_pin(pin)
 
@@ -492,9 +515,30 @@ def pin_filler(pin: str) -> SecretFiller:
         if command_name(rec.data) != "VERIFY":
             raise ReplayError(f"line {rec.line}: cannot replay masked {command_name(rec.data)}"
                               " without its secret")
-        return verify(pin).to_bytes()
+        command = verify(pin).to_bytes()
+        if len(command) != len(rec.data) or command[4] != rec.data[4]:
+            digits = _pin_digits(max(len(rec.data) - 5, 0))
+            raise PinFormatError(f"line {rec.line}: the trace's VERIFY carries a PIN of "
+                                 f"{digits}, not {len(pin)}: refused before it could cost a try")
+        return command
 
     return fill
+
+
+def _pin_digits(nbytes: int) -> str:
+    """The digit counts a PIN block of ``nbytes`` BCD bytes (F-padded) holds."""
+    counts = [n for n in (2 * nbytes - 1, 2 * nbytes) if 4 <= n <= 12]
+    if not counts:
+        return f"{nbytes} bytes (no PIN of 4 to 12 digits fits)"
+    return " or ".join(map(str, counts)) + " digits"
+
+
+def fill_secrets(trace: Trace, channel: str, secrets: SecretFiller) -> dict[int, bytes]:
+    """Every masked command of ``channel`` filled in by ``secrets``, keyed by trace line:
+    done before anything is sent, so a secret that cannot match the recording (a PIN of the
+    wrong length) is refused before the card sees any command."""
+    return {rec.line: secrets(rec) for rec in trace.channel(channel)
+            if rec.kind == "command" and rec.wild}
 
 
 class ReplayError(ReaderError):
@@ -552,10 +596,12 @@ def replay_check(trace: Trace, target: Connection | CardLike, *, channel: str = 
 
     ``target`` is a reader connection (TPDUs sent with :meth:`Connection.transmit_raw`, no
     T=0 processing: the trace already holds the GET RESPONSE commands) or a card object.
-    Recorded resets are performed. Masked commands need ``secrets`` (e.g. :func:`pin_filler`).
-    A trace with nothing to replay is refused first (:func:`check_replayable`).
+    Recorded resets are performed. Masked commands need ``secrets`` (e.g. :func:`pin_filler`),
+    all filled in before the first command is sent (:func:`fill_secrets`). A trace with
+    nothing to replay is refused first (:func:`check_replayable`).
     """
     check_replayable(trace, channel)
+    filled = fill_secrets(trace, channel, secrets) if secrets is not None else {}
     report = ReplayReport()
     send: Callable[[bytes], bytes] = (
         target.transmit_raw if isinstance(target, Connection) else target.transmit)
@@ -583,7 +629,7 @@ def replay_check(trace: Trace, target: Connection | CardLike, *, channel: str = 
             if secrets is None:
                 raise ReplayError(f"line {pending.line}: {command_name(pending.data)} is masked; "
                                   "pass the secret to replay it")
-            command = secrets(pending)
+            command = filled[pending.line]
         answer = send(command)
         report.steps += 1
         if not rec.matches(answer):

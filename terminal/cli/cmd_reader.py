@@ -15,13 +15,16 @@ import json
 import os
 import shutil
 import socket
+import string
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from apdu.command import CommandApdu
-from apdu.commands import command_name
+from apdu.commands import command_name, may_carry_pin
+from apdu.errors import ApduError
 from apdu.sw import describe
 from reader.base import CardEvent, Connection
 from reader.errors import ReaderError
@@ -263,16 +266,28 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 # -- apdu ---------------------------------------------------------------------------------------
-def _shown(compact: str) -> str:
-    """A bad APDU as an error may show it: the header and the length, never the body (it
-    may hold a PIN; a line may be megabytes long)."""
-    if len(compact) <= 8:
-        return repr(compact)
+def _why_not_apdu(compact: str) -> str:
+    """Why a script line is not a command APDU, without its content (it may be a PIN): its
+    length, and its header only when the header is no PIN command's (``may_carry_pin``)."""
     try:
-        size = f"{len(bytes.fromhex(compact))} bytes"
+        data = bytes.fromhex(compact)
     except ValueError:
-        size = f"{len(compact)} characters"
-    return f"{compact[:8]!r}… ({size})"
+        hexdigits = all(c in string.hexdigits for c in compact)
+        why = "an odd number of hex digits" if hexdigits else "not hex digits"
+        return f"{len(compact)} characters, {why}"
+    try:
+        CommandApdu.from_bytes(data)
+    except ApduError as exc:
+        if len(data) < 4:
+            return f"{_bytes(len(data))}, shorter than a 4-byte header"
+        if may_carry_pin(data):  # VERIFY and kin: not even the header beside the length
+            return f"a {command_name(data)} of {_bytes(len(data))}: {exc}"
+        return f"header {data[:4].hex().upper()}, {_bytes(len(data))}: {exc}"
+    return _bytes(len(data))
+
+
+def _bytes(n: int) -> str:
+    return f"{n} byte" if n == 1 else f"{n} bytes"
 
 
 def _script_lines(data: bytes, origin: str) -> list[str]:
@@ -303,9 +318,12 @@ def _parse_script(lines: list[str], origin: str) -> list[tuple[int, str, bytes]]
         try:
             data = bytes.fromhex(compact)
             CommandApdu.from_bytes(data)
-        except ValueError as exc:
-            raise CliError(f"{origin} line {n}: not a command APDU in hex: "
-                           f"{_shown(compact)} ({exc})") from None
+        except ValueError:
+            where = f"argument {n}" if origin == "argument" else f"{origin} line {n}"
+            hint = ("; each HEX argument is one whole APDU (quote one that has spaces)"
+                    if origin == "argument" and n > 1 else "")
+            raise CliError(f"{where}: not a command APDU in hex ({_why_not_apdu(compact)})"
+                           f"{hint}") from None
         steps.append((n, "apdu", data))
     return steps
 
@@ -359,13 +377,32 @@ def cmd_apdu(args: argparse.Namespace) -> int:
 
 
 # -- pin ----------------------------------------------------------------------------------------
+PIPE_HINT = "or pipe the PIN on standard input, one per line (sscard … < pin.txt)"
+
+
 def _ask(prompt: str) -> str:
-    if sys.stdin.isatty():
+    """A PIN typed without echo at a terminal, else the next line of standard input. Never
+    a PIN that would be echoed: a terminal whose echo cannot be turned off (getpass's
+    ``GetPassWarning``) or no standard input at all is a one-line error."""
+    stdin: TextIO | None = sys.stdin
+    try:
+        tty = stdin is not None and stdin.isatty()
+    except ValueError:  # closed
+        stdin, tty = None, False
+    if stdin is None:
+        raise CliError(f"no standard input to read the PIN from: run at a terminal {PIPE_HINT}"
+                       " (code -31)")
+    if tty:
         try:
-            return getpass.getpass(prompt)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", getpass.GetPassWarning)
+                return getpass.getpass(prompt)
+        except getpass.GetPassWarning:  # the PIN would be echoed: refused, never read
+            raise CliError("cannot hide the PIN on this terminal: type it at one that can "
+                           f"{PIPE_HINT} (code -31)") from None
         except EOFError:
             raise CliError("PIN entry cancelled (code -31)") from None
-    line = sys.stdin.readline()
+    line = stdin.readline()
     if not line:
         raise CliError("PIN entry cancelled: no PIN on standard input (code -31)")
     return line.strip()
@@ -411,6 +448,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ReplayError,
         TraceFormatError,
         check_replayable,
+        fill_secrets,
         load_trace,
         pin_filler,
         replay_check,
@@ -425,10 +463,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ReplayError as exc:
         raise CliError(f"{args.file}: {exc}") from None
     masked = any(r.kind == "command" and r.wild for r in trace.channel(args.channel))
-    try:  # a PIN of the wrong form is refused here, before it could cost a try
+    try:  # a PIN of the wrong form or length is refused here, before it could cost a try
         filler = pin_filler(_ask("PIN for the masked VERIFY: ")) if masked else None
     except ReaderError as exc:
         raise _fail(exc) from None
+    try:  # … and one whose length differs from the recorded VERIFY's
+        if filler is not None:
+            fill_secrets(trace, args.channel, filler)
+    except ReaderError as exc:
+        raise CliError(f"{args.file} {_fail(exc)}") from None
     ns = argparse.Namespace(reader=args.reader, psam="none", trace=None)
     # a trace recorded under T=0 shows 61xx/6Cxx: a virtual card must then speak T=0 too
     t0 = any(r.kind == "response" and r.data[-2] in (0x61, 0x6C)

@@ -121,7 +121,7 @@ def test_a_malformed_verify_never_echoes_the_pin(image: Path, tmp_path: Path,
                        monkeypatch)
     line = one_error(err)
     assert rc == 1 and out == "" and "573161" not in line
-    assert "'00200000'… (8 bytes)" in line and "Lc=4" in line
+    assert "a VERIFY of 8 bytes" in line and "Lc=4" in line and "00200000" not in line
     rc, _, err = run(["apdu", "-r", f"virtual:{image}", "00200000 03 12345G"], capsys,
                      monkeypatch)
     assert rc == 1 and "12345" not in one_error(err)
@@ -131,7 +131,7 @@ def test_a_malformed_verify_never_echoes_the_pin(image: Path, tmp_path: Path,
                        monkeypatch)
     line = one_error(err)
     assert rc == 1 and out == "" and f"{script} line 3" in line
-    assert "573161" not in line.replace(" ", "") and "(8 bytes)" in line
+    assert "573161" not in line.replace(" ", "") and "a VERIFY of 8 bytes" in line
 
 
 def test_a_huge_bad_script_line_is_not_echoed(image: Path, tmp_path: Path,
@@ -141,18 +141,18 @@ def test_a_huge_bad_script_line_is_not_echoed(image: Path, tmp_path: Path,
     script.write_text("00" * 2_500_000 + "\n")
     rc, _, err = run(["apdu", "-r", f"virtual:{image}", "--script", str(script)], capsys,
                      monkeypatch)
-    assert rc == 1 and len(one_error(err)) < 300 and "(2500000 bytes)" in err
+    assert rc == 1 and len(one_error(err)) < 300 and "2500000 bytes" in err
 
 
 def test_a_trace_line_with_a_pin_is_not_echoed(wang_wu: Path, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     trace = tmp_path / "pin.trace"
-    trace.write_text("# atr: 3B6D000000814A44468660370800000003\n"
+    trace.write_text("# sscard-trace 1\n# atr: 3B6D000000814A44468660370800000003\n"
                      "0.1 >> 00200000 03 13579G\n0.2 << 9000\n")
     rc, _, err = run(["replay", str(trace), "-r", f"virtual:{wang_wu}"], capsys, monkeypatch)
     line = one_error(err)
-    assert rc == 1 and "line 2: not hex bytes" in line and "1357" not in line
+    assert rc == 1 and "line 3: not hex bytes" in line and "1357" not in line
 
 
 # -- 3. replay refuses what it cannot replay ----------------------------------------------------
@@ -165,7 +165,7 @@ def test_replay_of_the_fixture_trace_still_passes(wang_wu: Path,
 
 
 @pytest.mark.parametrize("text, message", [
-    pytest.param("", "the trace holds no exchanges", id="empty"),
+    pytest.param("", "is empty and no '# sscard-trace 1' header", id="empty"),
     pytest.param("# sscard-trace 1\n# only comments\n\n", "the trace holds no exchanges",
                  id="comments-only"),
     pytest.param("# sscard-trace 99\n# atr: 3B00\n0.1 >> 0084000008\n"
@@ -269,3 +269,177 @@ def test_a_binary_script_names_the_file_and_line(image: Path, tmp_path: Path,
     assert rc == 1 and out == "" and f"{script} line 2: not UTF-8 text" in line
     assert "UnicodeDecodeError" not in line
 
+
+
+# -- 6. an argument that is not an APDU may be a PIN: never echoed --------------------------------
+@pytest.mark.parametrize("argv, shown", [
+    pytest.param(["0020000003", "858706"], "argument 2: not a command APDU in hex (3 bytes",
+                 id="pin-as-second-argument"),
+    pytest.param(["85870G"], "(6 characters, not hex digits)", id="not-hex"),
+    pytest.param(["85870"], "(5 characters, an odd number of hex digits)", id="odd"),
+    pytest.param(["0020000004858706"], "a VERIFY of 8 bytes", id="verify"),
+    pytest.param(["0024000004858706"], "a CHANGE REFERENCE DATA of 8 bytes", id="change-ref"),
+    pytest.param(["002C000004858706"], "a INS 2C of 8 bytes", id="reset-retry-counter"),
+    pytest.param(["805E010004858706"], "a CHANGE PIN of 8 bytes", id="change-pin"),
+    pytest.param(["8424000104858706"], "a PIN RELOAD of 8 bytes", id="pin-reload"),
+    pytest.param(["80FA000004858706"], "a CIPHER DATA of 8 bytes", id="cipher-data"),
+])
+def test_a_bad_apdu_argument_is_shown_by_its_length_only(
+        argv: list[str], shown: str, image: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = image.read_bytes()
+    rc, out, err = run(["apdu", "-r", f"virtual:{image}", *argv], capsys, monkeypatch)
+    line = one_error(err)
+    assert rc == 1 and out == "" and shown in line
+    assert "858706" not in line and "85870" not in line and "8587" not in line
+    head = argv[-1][:8]
+    assert len(head) < 8 or head not in line  # not even a PIN command's header
+    assert image.read_bytes() == before
+
+
+def test_a_bad_apdu_that_is_no_pin_command_shows_its_header(
+        image: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, _, err = run(["apdu", "-r", f"virtual:{image}", "00A404000F1122"], capsys, monkeypatch)
+    line = one_error(err)
+    assert rc == 1 and "header 00A40400, 7 bytes: Lc=15" in line and "1122" not in line
+
+
+# -- 7. replay refuses a PIN whose length cannot match the recorded VERIFY -------------------------
+@pytest.mark.parametrize("pin", ["1234", "1357901", "123456789012"])
+def test_replay_refuses_a_pin_of_the_wrong_length_before_it_costs_a_try(
+        pin: str, wang_wu: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = wang_wu.read_bytes()  # the PIN try counter lives in the image
+    rc, out, err = run(["replay", str(TRACE), "-r", f"virtual:{wang_wu}"], capsys,
+                       monkeypatch, stdin=pin + "\n")
+    line = one_error(err)
+    assert rc == 1 and out == "" and pin not in line
+    assert f"{TRACE} line 52: the trace's VERIFY carries a PIN of 5 or 6 digits" in line
+    assert wang_wu.read_bytes() == before
+
+
+def test_replay_check_fills_every_pin_before_sending_anything() -> None:
+    from reader.facade import PinFormatError
+    from reader.trace import load_trace, pin_filler, replay_check
+
+    sent: list[bytes] = []
+
+    class Recorder:
+        def atr(self) -> bytes:
+            return b"\x3b\x00"
+
+        def power_on(self) -> bytes:
+            return self.atr()
+
+        def power_off(self) -> None:
+            pass
+
+        def reset(self) -> bytes:
+            return self.atr()
+
+        def transmit(self, command: bytes) -> bytes:
+            sent.append(command)
+            return b"\x90\x00"
+
+    with pytest.raises(PinFormatError, match="carries a PIN of 5 or 6 digits, not 4"):
+        replay_check(load_trace(TRACE), Recorder(), secrets=pin_filler("1234"))
+    assert sent == []
+
+
+# -- 8. a trace without its '# sscard-trace 1' header is refused ---------------------------------
+def test_a_trace_without_the_header_is_refused(wang_wu: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = tmp_path / "nohdr.trace"
+    trace.write_text("".join(line + "\n" for line in TRACE.read_text().splitlines()
+                             if "sscard-trace" not in line))
+    before = wang_wu.read_bytes()
+    rc, out, err = run(["replay", str(trace), "-r", f"virtual:{wang_wu}"], capsys,
+                       monkeypatch, stdin=WANG_WU_PIN + "\n")
+    line = one_error(err)
+    assert rc == 1 and out == "" and str(trace) in line
+    assert "a record before the '# sscard-trace 1' header: not an sscard trace" in line
+    assert wang_wu.read_bytes() == before
+
+
+def test_every_fixture_trace_carries_the_header() -> None:
+    from reader.trace import load_trace
+
+    traces = sorted((ROOT / "fixtures").rglob("*.trace"))
+    assert traces
+    for path in traces:
+        assert load_trace(path).exchanges(), path
+
+
+# -- 9. --trace under a file that is no directory --------------------------------------------------
+@pytest.mark.parametrize("argv", [["read"], ["apdu", "0084000008"], ["pin", "tries"]])
+def test_trace_under_the_card_file_says_it_is_a_file(
+        argv: list[str], image: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = image.read_bytes()
+    rc, out, err = run([*argv, "-r", f"virtual:{image}", "--trace", f"{image}/x"], capsys,
+                       monkeypatch)
+    line = one_error(err)
+    assert rc == 1 and out == "" and f"{image} is a file, not a directory" in line
+    assert "does not exist" not in line
+    assert image.read_bytes() == before
+
+
+# -- 10. a PIN is never read where it would be echoed ----------------------------------------------
+class _EchoingTerminal(io.StringIO):
+    """Standard input that claims to be a terminal whose echo cannot be turned off."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_that_cannot_hide_the_pin_is_refused(
+        wang_wu: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import getpass
+
+    # getpass falls back to an echoing read, with a GetPassWarning, when it cannot turn the
+    # terminal's echo off: fallback_getpass is what it then runs
+    monkeypatch.setattr(getpass, "getpass", getpass.fallback_getpass)
+    stdin = _EchoingTerminal(WANG_WU_PIN + "\n")
+    monkeypatch.setattr("sys.stdin", stdin)
+    before = wang_wu.read_bytes()
+    rc = main(["pin", "verify", "-r", f"virtual:{wang_wu}"])
+    out, err = capsys.readouterr()
+    line = one_error(err)
+    assert rc == 1 and out == "" and "cannot hide the PIN on this terminal" in line
+    assert "pipe the PIN on standard input" in line and "GetPassWarning" not in err
+    assert stdin.read() == WANG_WU_PIN + "\n"  # never read, so never echoed
+    assert wang_wu.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv", [["pin", "verify"], ["pin", "change"], ["replay", str(TRACE)]])
+def test_no_standard_input_for_the_pin_is_one_clear_line(
+        argv: list[str], wang_wu: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", None)  # started with standard input closed (<&-)
+    before = wang_wu.read_bytes()
+    rc = main([*argv, "-r", f"virtual:{wang_wu}"])
+    out, err = capsys.readouterr()
+    line = one_error(err)
+    assert rc == 1 and out == "" and "no standard input to read the PIN from" in line
+    assert "AttributeError" not in line
+    assert wang_wu.read_bytes() == before
+
+
+@pytest.mark.parametrize("record, message", [
+    pytest.param("135790", "line 3: expected 'SECONDS KIND PAYLOAD' (6 characters)",
+                 id="a-stray-pin-line"),
+    pytest.param("0.1 >> 13579G", "line 3: not hex bytes (6 characters)", id="short-payload"),
+    pytest.param("1357x9 >> 0084000008", "line 3: bad time (6 characters", id="bad-time"),
+    pytest.param("0.1 135790 135790", "line 3: expected >>, <<, <~ or **", id="pin-as-kind"),
+])
+def test_a_short_bad_trace_line_is_never_echoed(
+        record: str, message: str, wang_wu: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = tmp_path / "short.trace"
+    trace.write_text(f"# sscard-trace 1\n# atr: 3B00\n{record}\n0.2 << 9000\n")
+    rc, _, err = run(["replay", str(trace), "-r", f"virtual:{wang_wu}"], capsys, monkeypatch)
+    line = one_error(err)
+    assert rc == 1 and message in line and "1357" not in line
