@@ -368,7 +368,15 @@ class HostClient:
             if msgid is None and answer.get("err_code") == "msgid_conflict":
                 # another terminal of the institution used the same msgid: a new one
                 answer = self._call_envelope(infno, input, None)
+                if answer.get("err_code") == "msgid_conflict":
+                    answer = {**answer, "err_msg": self.terminal_clash()}
             return answer
+
+    def terminal_clash(self) -> str:
+        """Why a msgid this terminal has just minted is taken at the host, and what to do:
+        another terminal of the institution mints from the same terminal id."""
+        return (f"another terminal is using terminal id {self._msgids.slot:02d} at this "
+                "institution: give each terminal its own --terminal-id")
 
     def _call_envelope(self, infno: str, input: dict[str, Any],
                        msgid: str | None) -> dict[str, Any]:

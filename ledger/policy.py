@@ -229,8 +229,11 @@ def load_policy(path: str | Path) -> Policy:
         data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except OSError as exc:
         raise PolicyError(f"cannot read policy {p}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"policy {p} is not UTF-8 text") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"policy {p} is not valid {p.suffix[1:].upper()}: {exc}") from None
+        kind = "JSON" if p.suffix == ".json" else "TOML"
+        raise PolicyError(f"policy {p} is not valid {kind}: {exc}") from None
     return parse_policy(data, raw=text)
 
 

@@ -10,9 +10,11 @@ a number where a code is expected is refused, never coerced.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -40,6 +42,14 @@ def _qty(v: object) -> int:
         raise ValueError(exc.message.split(": ", 1)[-1]) from None
 
 
+def _plain(v: str) -> str:
+    bad = next((c for c in v if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"contains a control character (U+{ord(bad):04X}): one line of "
+                         "plain text")
+    return v
+
+
 Yuan = Annotated[int, BeforeValidator(_yuan)]
 """A yuan amount on the wire, integer fen after validation."""
 Qty = Annotated[int, BeforeValidator(_qty)]
@@ -49,7 +59,10 @@ Code4 = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
 Area = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 Inst = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{12}$")]
 Msgid = Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{12}\d{18}$")]
-Text = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_plain)]
+"""One line of text, 1 to 100 characters, without control characters."""
+Note = Annotated[str, AfterValidator(_plain)]
+"""Free text that may be empty (a department, a diagnosis), without control characters."""
 Flag = Literal["0", "1"]
 CertType = Literal["01", "02", "03", "04"]
 Hex = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]*$")]
@@ -206,9 +219,9 @@ class MdtrtInfo(Strict):
     insutype: Annotated[str, StringConstraints(pattern=r"^\d{3}$")]
     med_type: Annotated[str, StringConstraints(pattern=r"^\d{2,4}$")] = "21"
     begntime: Time
-    ipt_no: str = ""
-    dept_name: str = ""
-    dise_name: str = ""
+    ipt_no: Note = ""
+    dept_name: Note = ""
+    dise_name: Note = ""
 
 
 class In2401(Strict):
@@ -220,7 +233,7 @@ class DscgInfo(Strict):
     psn_no: Text
     endtime: Time
     dscg_way: str = "1"
-    dise_name: str = ""
+    dise_name: Note = ""
 
 
 class In2402(Strict):

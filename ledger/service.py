@@ -336,8 +336,8 @@ class HostService:
 def initialize(store: Store, policy_dir: str | Path | None = None) -> dict[str, Any]:
     """``sscard host init``: run the migrations, load the area policies and institutions,
     open the area and institution accounts. Safe to run again (it updates the policies)."""
+    policies = load_policies(policy_dir or DEFAULT_POLICY_DIR)   # first: a bad one changes nothing
     applied = store.migrate()
-    policies = load_policies(policy_dir or DEFAULT_POLICY_DIR)
 
     def load(tx: Tx) -> None:
         for pol in policies.values():

@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
+import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -49,13 +52,34 @@ def parse_item(text: str) -> tuple[str, int]:
     return code, n
 
 
-def nonblank(name: str) -> Callable[[str], str]:
-    """A non-blank text (``name`` says what it is in the error)."""
+def plain_text(name: str, *, blank: bool = True, longest: int = 100) -> Callable[[str], str]:
+    """One line of plain text (``name`` says what it is in the error): no control
+    characters (newline, ESC…), at most ``longest`` characters, not blank unless ``blank``;
+    surrounding spaces are dropped."""
     def parse(value: str) -> str:
-        if not value.strip():
+        bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+        if bad is not None:
+            raise argparse.ArgumentTypeError(
+                f"{name} contains a control character (U+{ord(bad):04X}): use one line of "
+                "plain text")
+        value = value.strip()
+        if not blank and not value:
             raise argparse.ArgumentTypeError(f"{name} must not be empty")
-        return value.strip()
+        if len(value) > longest:
+            raise argparse.ArgumentTypeError(f"{name} is too long: at most {longest} "
+                                             "characters")
+        return value
     return parse
+
+
+def institution_code(text: str) -> str:
+    """An institution code (fixmedins_code): 12 capital letters or digits, the 2nd to 7th
+    the 6-digit area code (the envelope's ``mdtrtarea_admvs``)."""
+    if not re.fullmatch(r"[0-9A-Z][0-9]{6}[0-9A-Z]{5}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: an institution code is 12 capital letters or digits, the 2nd to 7th "
+            "its area code, e.g. P37080000001")
+    return text
 
 
 def _common(p: argparse.ArgumentParser, institution: str) -> None:
@@ -64,14 +88,15 @@ def _common(p: argparse.ArgumentParser, institution: str) -> None:
                    help="PSAM: virtual:<psam image> or a PC/SC reader name (default: the "
                         "fixture PSAM of area 370800, in memory)")
     p.add_argument("--host", required=True, help=HOST_HELP)
-    p.add_argument("--institution", default=institution,
+    p.add_argument("--institution", type=institution_code, default=institution,
                    help="institution code (fixmedins_code, default %(default)s)")
     p.add_argument("--terminal-id", type=terminal_id, default="01",
                    help="terminal number at the institution, 00–99 (HTTP signing and "
                         "message ids, default %(default)s)")
     p.add_argument("--key", default=None, help="terminal signing key (hex) for an HTTP host "
                    "(default: derived from the TEST host secret)")
-    p.add_argument("--operator", default="0001", help="operator number (default %(default)s)")
+    p.add_argument("--operator", type=plain_text("--operator", blank=False), default="0001",
+                   help="operator number (default %(default)s)")
     p.add_argument("--timeout", type=seconds(), default=10.0,
                    help="host timeout in seconds (default %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -126,10 +151,12 @@ def register(subparsers: Any) -> None:
                "--photo-out photo.jpg --json\n",
         formatter_class=FMT)
     _common(p, "H37080000001")
-    p.add_argument("--dept", type=nonblank("--dept"), default="内科",
+    p.add_argument("--dept", type=plain_text("--dept", blank=False), default="内科",
                    help="department name (default %(default)s)")
-    p.add_argument("--ipt-no", default="", help="the hospital's admission number")
-    p.add_argument("--diagnosis", default="", help="admission diagnosis")
+    p.add_argument("--ipt-no", type=plain_text("--ipt-no"), default="",
+                   help="the hospital's admission number")
+    p.add_argument("--diagnosis", type=plain_text("--diagnosis"), default="",
+                   help="admission diagnosis")
     p.add_argument("--yes", action="store_true",
                    help="the clerk has compared the patient with the card (no question)")
     p.add_argument("--photo-out", type=Path, default=None, metavar="FILE",
@@ -163,11 +190,34 @@ def register(subparsers: Any) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+def database_files(url: str | None) -> list[Path]:
+    """The files of a ``sqlite:///`` database (with its journal, WAL and shared-memory
+    files); none for other databases."""
+    from ledger.store.base import database_file
+
+    db = database_file(url) if url else None
+    if db is None:
+        return []
+    return [db, *(db.with_name(db.name + end) for end in ("-journal", "-wal", "-shm"))]
+
+
+def _inputs(args: argparse.Namespace) -> list[Path]:
+    """The files the command uses: the card and PSAM images of ``virtual:`` readers (the
+    area PSAM beside the card included; the PSAM from $SSCARD_PSAM when --psam is not
+    given) and a SQLite host's database; an output option must never name one of them."""
+    from terminal.core import readers as R
+
+    psam = args.psam if args.psam is not None else os.environ.get(R.ENV_PSAM)
+    return [*R.image_files(args.reader or os.environ.get(R.ENV_READER), psam),
+            *database_files(args.host)]
+
+
 def pin_source(from_stdin: bool, *, label: str = "PIN",
                lines: Iterator[str] | None = None) -> Callable[[int | None], str | None]:
     """Ask for the PIN (``label``) without echo, or read it from standard input, one per
     line (``lines``: an iterator over standard input shared with another source); never
-    logged."""
+    logged. Without a terminal to ask on, the command stops (nothing charged yet: the PIN
+    comes before any settlement)."""
     source: Iterator[str] = iter(())
     if from_stdin:
         source = lines if lines is not None else iter(sys.stdin)
@@ -176,6 +226,8 @@ def pin_source(from_stdin: bool, *, label: str = "PIN",
         if from_stdin:
             line = next(source, None)
             return None if line is None else line.strip()
+        if not sys.stdin.isatty():   # getpass would warn, then read the PIN with echo
+            raise CliError("no terminal to type the PIN on: pipe it with --pin-from-stdin")
         hint = f" ({tries} tries left)" if tries is not None else ""
         try:
             return getpass.getpass(f"{label}{hint}: ", stream=sys.stderr)
@@ -285,10 +337,9 @@ def run_checkout_cmd(args: argparse.Namespace) -> int:
 def run_admit_cmd(args: argparse.Namespace) -> int:
     from terminal.core.admission import Admission, AdmissionData, AdmissionState
 
-    if args.photo_out is not None:   # before the admission: never over a card image
-        images = [Path(v[len("virtual:"):]) for v in (args.reader, args.psam or "")
-                  if v.startswith("virtual:")]
-        check_output(args.photo_out, force=args.force, inputs=images, option="--photo-out")
+    if args.photo_out is not None:   # before the admission: never over an input
+        check_output(args.photo_out, force=args.force, inputs=_inputs(args),
+                     option="--photo-out")
     with ExitStack() as stack:
         card, host, config = _open(stack, args)
         flow = Admission(card, host, config)

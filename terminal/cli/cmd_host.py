@@ -32,7 +32,12 @@ def _store(url: str, create: bool = False) -> Any:
 
 def _init(args: argparse.Namespace) -> int:
     from ledger.errors import HostError
-    from ledger.service import initialize
+    from ledger.policy import load_policies
+    from ledger.service import DEFAULT_POLICY_DIR, initialize
+    try:   # a broken policy folder leaves the database as it was (not even created)
+        load_policies(args.policies or DEFAULT_POLICY_DIR)
+    except HostError as exc:
+        raise CliError(str(exc)) from None
     store = _store(args.db, create=True)
     try:
         out = initialize(store, args.policies)
@@ -50,21 +55,29 @@ def _serve(args: argparse.Namespace) -> int:
     from ledger.auth import TEST_SECRET, load_secret
     from ledger.errors import HostError
     from ledger.http import serve
+    from ledger.store.base import safe_url
     host, port = listen_address(args.listen)
     try:
         secret = load_secret(args.secret_file)
         store = _store(args.db)
         try:
             store.require_schema()
+            areas = store.run(lambda tx: tx.one("SELECT COUNT(*) FROM policies"))
         finally:
             store.close()
     except HostError as exc:
         raise CliError(str(exc)) from None
+    if not areas or not int(areas[0]):
+        raise CliError(f"database {safe_url(args.db)} has no area policies: run `sscard host "
+                       f"init --db {safe_url(args.db)}`")
+    if port == 0:
+        raise CliError(f"--listen {args.listen}: port 0 would serve on a random port the "
+                       "terminals cannot know; give a port, e.g. 127.0.0.1:8700")
     check_listen(host, port)
     if secret == TEST_SECRET:
         print("sscard host: using the TEST host secret (give --secret-file for real use)",
               file=sys.stderr)
-    print(f"sscard host serving {args.db} on http://{host}:{port}"
+    print(f"sscard host serving {safe_url(args.db)} on http://{host}:{port}"
           "/fsi/api/rsfComIfsService/callService (Ctrl-C to stop)", file=sys.stderr)
     serve(args.db, host, port, secret=secret, log_level=args.log_level)
     return 0
@@ -126,7 +139,8 @@ def _populate(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ledger.errors import HostError
     from ledger.report import day_report, format_report
-    day = args.date or datetime.now().strftime("%Y-%m-%d")
+    from ledger.service import now_cst
+    day = args.date or now_cst().strftime("%Y-%m-%d")   # the host's business day (UTC+8)
     try:
         datetime.strptime(day, "%Y-%m-%d")
     except ValueError:
@@ -219,7 +233,8 @@ def register(sub: Any) -> None:
                              "--date 2026-11-28",
                       formatter_class=fmt)
     q.add_argument("--db", required=True, help=DB_HELP)
-    q.add_argument("--date", default=None, help="YYYY-MM-DD (default: today)")
+    q.add_argument("--date", default=None,
+                   help="YYYY-MM-DD (default: today at the host, China Standard Time)")
     q.set_defaults(func=_report)
 
     q = hs.add_parser("terminal-key", help="print a terminal's signing key (provisioning)",

@@ -59,7 +59,10 @@ def register(sub: Any) -> None:
     p.add_argument("--runs", type=count(1), default=5000,
                    help="power-cut campaign: runs per cipher")
     p.add_argument("--json", type=Path, default=None, metavar="FILE",
-                   help="city: also write the closing report as JSON to FILE")
+                   help="city: also write the closing report as JSON to FILE (a new file, "
+                        "see --force)")
+    p.add_argument("--force", action="store_true",
+                   help="let --json replace an existing file")
     p.set_defaults(func=run)
 
 
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     mode = "--bank-test" if args.bank_test else "--power-cut" if args.power_cut else ""
     if mode:
         given = [opt for opt, v in (("--host", args.host), ("--db", args.db),
-                                    ("--json", args.json)) if v is not None]
+                                    ("--json", args.json),
+                                    ("--force", args.force or None)) if v is not None]
         if given:
             one = len(given) == 1
             it = "it" if one else "them"
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             raise CliError("--db is the database of a private host: with --host the "
                            "simulation uses that host's own database; give one or the other")
         if args.json is not None:
-            check_output(args.json, force=True, option="--json")
+            _check_json(args)
         if args.db is not None:
             _check_db(args.db)
     with sigterm_as_interrupt():   # `kill`/`timeout` clean up as Ctrl-C does
@@ -92,6 +96,24 @@ def run(args: argparse.Namespace) -> int:
         if args.bank_test:
             return _bank_test(args)
         return _city(args)
+
+
+def _check_json(args: argparse.Namespace) -> None:
+    """Refuse a ``--json`` file whose writing would lose something: the private host's
+    database (even one the simulation is yet to create), a policy file the simulation
+    reads, a directory, an existing file without ``--force``."""
+    import os
+
+    from ledger.service import DEFAULT_POLICY_DIR
+    from terminal.cli.cmd_checkout import database_files
+
+    inputs = [*database_files(args.db), *sorted(DEFAULT_POLICY_DIR.glob("*.toml"))]
+    target = os.path.realpath(args.json)
+    for src in inputs:   # a database not created yet is a file the run will write
+        if os.path.realpath(src) == target:
+            raise CliError(f"--json {args.json} is the command's own input file: choose "
+                           "another file")
+    check_output(args.json, force=args.force, inputs=inputs, option="--json")
 
 
 def _check_db(url: str) -> None:
@@ -112,17 +134,20 @@ def _check_db(url: str) -> None:
 
 def _city(args: argparse.Namespace) -> int:
     from terminal.sim.city import SimulationError, simulate
+    from terminal.sim.hostproc import ProcessError
 
     try:
         report = simulate(terminals=args.terminals, seconds=args.minutes * 60, host=args.host,
                           db=args.db, holders=args.holders, seed=args.seed or 0,
                           think=args.think)
-    except SimulationError as exc:
+    except (SimulationError, ProcessError) as exc:
         raise CliError(str(exc)) from None
     print(report.text())
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n",
                              "utf-8")
+    if report.interrupted:   # Ctrl-C or SIGTERM: the report of what was done, then 130
+        raise KeyboardInterrupt
     return 0
 
 

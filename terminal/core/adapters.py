@@ -91,8 +91,11 @@ class LedgerHost:
         except LedgerError as exc:
             raise HostRefused(exc.message, infno=infno, msgid=msgid, code=exc.code) from None
         if answer.get("infcode") != 0:
-            raise HostRefused(str(answer.get("err_msg") or "the host refused the request"),
-                              infno=infno, msgid=msgid, code=str(answer.get("err_code", "")))
+            code = str(answer.get("err_code", ""))
+            # the msgid was minted just now: taken means another terminal mints the same
+            message = self.client.terminal_clash() if code == "msgid_conflict" else \
+                str(answer.get("err_msg") or "the host refused the request")
+            raise HostRefused(message, infno=infno, msgid=msgid, code=code)
         return HostReply(output=answer.get("output") or {}, msgid=msgid,
                          warn_msg=str(answer.get("warn_msg", "")))
 

@@ -96,6 +96,7 @@ def card_failure(exc: CardError, *, charged: bool = False, doing: str = "") -> F
 def host_failure(exc: HostError, *, doing: str = "", charged: bool = False) -> Failure:
     """Turn a host error into the failure shown to the clerk."""
     where = f" {doing}" if doing else ""
+    during = f" during {doing.removeprefix('to ')}" if doing else ""
     if isinstance(exc, HostRefused):
         return Failure(FailureKind.HOST_REFUSED, f"the host refused{where}: {exc.message}",
                        None, charged)
@@ -107,7 +108,7 @@ def host_failure(exc: HostError, *, doing: str = "", charged: bool = False) -> F
     if isinstance(exc, HostUnreachable):
         return Failure(
             FailureKind.HOST_UNREACHABLE,
-            f"the host is unreachable{where} ({exc.message}); nothing was charged: check the "
+            f"the host is unreachable{during} ({exc.message}); nothing was charged: check the "
             "network and try again", None, charged)
     return Failure(FailureKind.HOST_REFUSED, f"host error{where}: {exc.message}", None, charged)
 

@@ -401,6 +401,8 @@ class CityReport:
     seconds: float
     holders: int
     stats: Stats
+    interrupted: bool = False
+    """Ctrl-C or SIGTERM stopped the run early: the report covers what was done."""
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -587,7 +589,7 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
         codes = ", ".join(str(p.exitcode) for p in procs)
         raise SimulationError(f"the load-generator processes stopped without results (exit codes "
                            f"{codes}); run with SSCARD_DEBUG=1 for details")
-    return CityReport(terminals, max(elapsed, 1e-9), holders, stats)
+    return CityReport(terminals, max(elapsed, 1e-9), holders, stats, interrupted)
 
 
 def _group_main(spec: dict[str, Any], queue: Any) -> None:

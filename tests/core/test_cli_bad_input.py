@@ -26,7 +26,7 @@ import pytest
 from ledger.auth import TEST_SECRET, sign_headers, terminal_key
 from ledger.books import verify
 from ledger.client import HostClient, MsgidSequence
-from ledger.errors import BadRequest
+from ledger.errors import BadRequest, MsgidConflict
 from ledger.http import PATH, create_app
 from ledger.populate import populate
 from ledger.service import HostService, initialize
@@ -521,3 +521,247 @@ def test_a_huge_quantity_is_out_of_range(embedded: EmbeddedHost) -> None:
     assert "det_item_fee_sumamt: 12500000000000.00 yuan is out of range" in msg
     assert "decimals" not in msg
 
+
+
+# --------------------------------------------------------------------------- 9. audit E
+
+
+def test_simulate_json_never_overwrites_its_inputs(tmp_path: Path, no_simulation: None,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "host.db"
+    for argv in (["--json", str(db), "--db", f"sqlite:///{db}"],     # not created yet
+                 ["--json", str(db), "--db", f"sqlite:///{db}", "--force"]):
+        rc = main(["simulate", *argv])
+        err = capsys.readouterr().err
+        assert rc == 1 and "is the command's own input file" in err
+    assert not db.exists()
+    hostdb = f"sqlite:///{tmp_path}/h.db"
+    store = open_store(hostdb)
+    try:
+        initialize(store)
+    finally:
+        store.close()
+    before = (tmp_path / "h.db").read_bytes()
+    rc = main(["simulate", "--json", str(tmp_path / "h.db"), "--db", hostdb, "--force"])
+    assert rc == 1 and "is the command's own input file" in capsys.readouterr().err
+    assert (tmp_path / "h.db").read_bytes() == before
+    policy = ROOT / "fixtures" / "policies" / "370800.toml"
+    rc = main(["simulate", "--json", str(policy), "--force"])
+    assert rc == 1 and "is the command's own input file" in capsys.readouterr().err
+    card = tmp_path / "zs.json"
+    card.write_text("{}")
+    rc = main(["simulate", "--json", str(card)])              # an existing file: --force
+    assert rc == 1 and "already exists; choose another --json or add --force" in \
+        capsys.readouterr().err
+    assert card.read_text() == "{}"
+
+
+def test_simulate_force_is_for_the_city_only(capsys: pytest.CaptureFixture[str],
+                                             no_simulation: None) -> None:
+    assert main(["simulate", "--bank-test", "--force"]) == 1
+    assert "--force is for the city simulation only" in capsys.readouterr().err
+
+
+def test_simulate_stopped_early_exits_130(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from terminal.sim.city import CityReport, Stats
+
+    monkeypatch.setattr("terminal.sim.city.simulate", lambda **kw: CityReport(
+        1, 1.0, 20, Stats(), interrupted=True))
+    out = tmp_path / "r.json"
+    rc = main(["simulate", "--json", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 130 and "sscard: interrupted" in captured.err
+    assert "city simulation" in captured.out and json.loads(out.read_text())["terminals"] == 1
+
+
+def test_admit_photo_out_never_overwrites_the_host_or_the_area_psam(
+        st: Station, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    reader = f"virtual:{st.images['zhang-san']}"
+    area_psam = st.root / "psam-370800.json"
+    own = st.root / "own-psam.json"
+    own.write_bytes(area_psam.read_bytes())
+    monkeypatch.setenv("SSCARD_PSAM", f"virtual:{own}")
+    for target in (st.root / "host.db", area_psam, own):
+        before = target.read_bytes()
+        rc = main(["admit", "--reader", reader, "--host", st.url, "--yes", "--photo-out",
+                   str(target), "--force"])
+        err = capsys.readouterr().err
+        assert rc == 1 and "is the command's own input file" in err, err
+        assert target.read_bytes() == before
+    assert _admissions(st) == 0
+
+
+def test_serve_refuses_port_0_and_a_database_without_policies(
+        hostdb: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["host", "serve", "--db", hostdb, "--listen", "127.0.0.1:0"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "serving" not in err and "port 0" in err
+    empty = f"sqlite:///{tmp_path}/empty.db"
+    store = open_store(empty)
+    try:
+        store.migrate()                      # what a failed init used to leave
+    finally:
+        store.close()
+    rc = main(["host", "serve", "--db", empty, "--listen", "127.0.0.1:8700"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "serving" not in err
+    assert f"has no area policies: run `sscard host init --db {empty}`" in err
+
+
+def test_init_with_broken_policies_leaves_the_database_as_it_was(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pol = tmp_path / "pol"
+    pol.mkdir()
+    (pol / "370800.toml").write_text("this is [not toml\n")
+    db = tmp_path / "host.db"
+    rc = main(["host", "init", "--db", f"sqlite:///{db}", "--policies", str(pol)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "is not valid TOML" in err and not db.exists()
+    (pol / "370800.toml").write_bytes(b"\xff\xfe")
+    rc = main(["host", "init", "--db", f"sqlite:///{db}", "--policies", str(pol)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "is not UTF-8 text" in err and "UnicodeDecodeError" not in err
+    store = open_store(f"sqlite:///{db}")        # the library call migrates nothing either
+    try:
+        with pytest.raises(Exception, match="UTF-8"):
+            initialize(store, pol)
+        assert store.schema_version() == 0
+    finally:
+        store.close()
+
+
+def test_report_defaults_to_the_hosts_day(hostdb: str, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import timedelta, timezone
+
+    # 01:00 in China is 17:00 UTC the day before: the host books under the Chinese date
+    at = datetime(2026, 11, 29, 1, 0, tzinfo=timezone(timedelta(hours=8)))
+    monkeypatch.setattr("ledger.service.now_cst", lambda: at)
+    assert main(["host", "report", "--db", hostdb]) == 0
+    assert "sscard host report for 2026-11-29" in capsys.readouterr().out
+
+
+def test_passwords_in_url_parameters_are_never_printed(
+        hostdb: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    url = "postgresql://u@127.0.0.1:1/test?password=S3cretPW"
+    for argv in (["checkout", "--reader", "virtual:x.json", "--host", url, "--item", AMOX],
+                 ["host", "init", "--db", url], ["host", "report", "--db", url],
+                 ["host", "serve", "--db", url], ["simulate", "--db", url]):
+        rc, out, err = run(monkeypatch, capsys, argv)
+        assert rc == 1 and "S3cretPW" not in out + err and "Traceback" not in err, argv
+    served: list[str] = []
+
+    class Ready:                               # a PostgreSQL host that init has prepared
+        def require_schema(self) -> None:
+            pass
+
+        def run(self, fn: Any) -> tuple[int]:
+            return (2,)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("terminal.cli.cmd_host._store", lambda url: Ready())
+    monkeypatch.setattr("ledger.http.serve", lambda url, *a, **kw: served.append(url))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rc, out, err = run(monkeypatch, capsys, ["host", "serve", "--db", url, "--listen",
+                                             f"127.0.0.1:{port}"])
+    assert rc == 0 and served == [url] and "S3cretPW" not in out + err
+    assert "serving postgresql://u@127.0.0.1:1/test?password=… on" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["checkout", "--item", AMOX, "--institution", "NOPE"],
+     "an institution code is 12 capital letters or digits"),
+    (["checkout", "--item", AMOX, "--institution", "PABCDEF00001"],
+     "the 2nd to 7th its area code"),
+    (["admit", "--dept", "内\n科"], "--dept contains a control character (U+000A)"),
+    (["admit", "--diagnosis", "flu\x1b[2J"], "--diagnosis contains a control character"),
+    (["admit", "--ipt-no", "\x1b]0;x\x07"], "--ipt-no contains a control character"),
+    (["discharge", "--mdtrt-id", "M1", "--operator", "00\n01"],
+     "--operator contains a control character"),
+    (["checkout", "--item", AMOX, "--operator", " "], "--operator must not be empty"),
+])
+def test_counter_text_arguments_are_checked(capsys: pytest.CaptureFixture[str],
+                                            argv: list[str], message: str) -> None:
+    line = refused_by_parser(capsys, [argv[0], "--reader", "virtual:x.json", "--host",
+                                      "sqlite:///nowhere.db", *argv[1:]])
+    assert message in line and "pattern" not in line
+
+
+@pytest.mark.parametrize("field, value", [("dept_name", "内\n科"), ("dise_name", "a\x1bb"),
+                                          ("ipt_no", "\x1b[31m1")])
+def test_the_host_refuses_control_characters(embedded: EmbeddedHost, field: str,
+                                             value: str) -> None:
+    inp = {"mdtrtinfo": {"psn_no": embedded.psn_no, "mdtrt_cert_type": "03",
+                         "mdtrt_cert_no": embedded.cardinfo["card_no"], "insutype": "310",
+                         "begntime": "2026-11-28 10:00:00", field: value}}
+    host = HostService.open(embedded.url)
+    try:
+        answer = host.call(_envelope("2401", f"{PHARMACY}202611281000000300", inp))
+        assert answer["infcode"] == -1 and answer["err_code"] == "bad_request"
+        assert f"input.mdtrtinfo.{field}: contains a control character" in answer["err_msg"]
+        env = _envelope("9001", f"{PHARMACY}202611281000000301",
+                        {"signIn": {"opter_no": "0001", "mac": "", "ip": ""}})
+        env["opter"] = "00\n01"
+        answer = host.call(env)
+        assert answer["infcode"] == -1 and "opter: contains a control character" in \
+            answer["err_msg"]
+    finally:
+        host.close()
+    assert _rows(embedded.url, "SELECT COUNT(*) FROM admissions")[0][0] == 0
+
+
+def test_checkout_without_a_terminal_for_the_pin(embedded: EmbeddedHost, card: HostIssuedCard,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run(monkeypatch, capsys, ["checkout", "--reader", "virtual:test", "--host",
+                                           embedded.url, "--item", AMOX], PIN + "\n")
+    assert rc == 1 and "GetPassWarning" not in err and "getpass" not in err
+    assert err.strip().splitlines()[-1] == ("sscard: no terminal to type the PIN on: pipe it "
+                                            "with --pin-from-stdin")
+    assert embedded.balances() == (50000, 100000)               # nothing charged
+
+
+def test_a_msgid_clash_names_the_terminal_id(embedded: EmbeddedHost) -> None:
+    from terminal.core.ports import HostRefused
+
+    a = HostClient.connect(embedded.url, fixmedins_code=PHARMACY, terminal_id="07")
+    b = HostClient.connect(embedded.url, fixmedins_code=PHARMACY, terminal_id="07")
+    try:
+        taken = a.new_msgid()
+        a.call("9001", {"signIn": {"opter_no": "0001", "mac": "a", "ip": ""}}, taken)
+
+        class Taken:          # another process of terminal 07 minted these msgids first
+            slot = 7
+
+            def next(self) -> str:
+                return taken
+
+        b._msgids = Taken()   # type: ignore[assignment]
+        clash = ("another terminal is using terminal id 07 at this institution: give each "
+                 "terminal its own --terminal-id")
+        with pytest.raises(MsgidConflict) as refused:
+            b.sign_in(mac="b")
+        assert refused.value.message == clash
+        with pytest.raises(HostRefused) as exc:
+            adapters.LedgerHost(b).call("9001", {"signIn": {"opter_no": "0001", "mac": "c",
+                                                            "ip": ""}})
+        assert exc.value.message == clash
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_unreachable_host_reads_as_a_sentence() -> None:
+    from terminal.core.common import host_failure
+    from terminal.core.ports import HostUnreachable
+
+    f = host_failure(HostUnreachable("connection refused"), doing="the person lookup (1101)")
+    assert f.message.startswith("the host is unreachable during the person lookup (1101) "
+                                "(connection refused)")
