@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import json
 import logging
 import os
@@ -38,17 +37,10 @@ from tests.core.conftest import HOLDER, PHARMACY, EmbeddedHost
 from tests.core.fakes import PIN
 from tests.core.hostcard import HostIssuedCard
 from tests.core.station import PINS, Station
+from tests.core.test_cli import run
 
 AMOX = "XJ01CAA040A001010101445"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str],
-        stdin: str = "") -> tuple[int, str, str]:
-    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def refused_by_parser(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
