@@ -24,6 +24,7 @@ from card.cos import VirtualCard
 from card.image import read_document, seal
 from terminal.cli import main
 from terminal.core import readers as R
+from tests.support import require
 
 ROOT = Path(__file__).resolve().parents[2]
 CARDS = ROOT / "fixtures" / "cards"
@@ -469,7 +470,8 @@ def test_serial_serve_with_a_long_remove_after_stops_on_ctrl_c(served: Path) -> 
         first = proc.stdout.readline()
         if "serving" not in first:
             proc.kill()
-            pytest.skip(f"no pty here: {proc.communicate()[1].strip()}")
+            require("pty", f"a pseudo-terminal could not be opened "
+                           f"({proc.communicate()[1].strip()}); mount /dev/pts")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)  # a pending timer thread kept it alive
     finally:
