@@ -43,6 +43,8 @@ def _qty(v: object) -> int:
 
 
 def _plain(v: str) -> str:
+    if v.isprintable():          # the common case, checked in C
+        return v
     bad = next((c for c in v if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
     if bad is not None:
         raise ValueError(f"contains a control character (U+{ord(bad):04X}): one line of "
