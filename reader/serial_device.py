@@ -18,13 +18,14 @@ reader, reachable two ways:
 
 The card speaks the character level (ISO 7816-3 §10.3): it answers a PPS request (§9) when
 ``pps`` is on, then takes 5-byte headers, answers procedure bytes (ACK = INS, or ``INS ⊕ FF``
-per byte with ``byte_by_byte``), sends ``60`` NULL bytes every ``null_after`` seconds while
-the card computes, and ends with SW1 SW2. The card decides the data direction from INS
-(:func:`outgoing_ins`), as a real T=0 card does. Characters are paced as on the wire: each
-takes 12 etu (§7.2) at the current rate, in both directions (one shared I/O line), and the
-reader's own bytes are echoed back (``echo``), as the single-wire line of a Phoenix reader
-does. When the reader's UART settings do not match the card's (rate after PPS, parity for the
-convention) the card receives and sends garbled characters, as on a real line.
+per byte with ``byte_by_byte``), sends ``60`` NULL bytes every ``null_after`` seconds (default:
+half the work waiting time of its ATR; 0: none) while the card computes, and ends with SW1 SW2.
+The card decides the data direction from INS (:func:`outgoing_ins`), as a real T=0 card does.
+Characters are paced as on the wire: each takes 12 etu (§7.2) at the current rate, in both
+directions (one shared I/O line), and the reader's own bytes are echoed back (``echo``), as the
+single-wire line of a Phoenix reader does. When the reader's UART settings do not match the
+card's (rate after PPS, parity for the convention) the card receives and sends garbled
+characters, as on a real line.
 
 Faults (each fires once per :func:`serve` call; counts start at serving time):
 
@@ -74,6 +75,7 @@ from reader.iso7816_3 import (
     pps_check,
     pps_length,
     rate_for,
+    work_waiting_seconds,
 )
 
 #: Commands whose data flows from the card under T=0 (ISO 7816-4 §5; spec/card.md §5, §6):
@@ -182,6 +184,7 @@ class CardLine:
         self._on_remove = on_remove
         self._events: queue.SimpleQueue[tuple[str, int, float]] = queue.SimpleQueue()
         self._rate = options.baud
+        self._wt = work_waiting_seconds(options.baud, 372, 10)   # until an ATR says more
         self._inverse = False
         self._in_atr = False
         self._line_free = 0.0
@@ -333,6 +336,9 @@ class CardLine:
             self._ignore_until_reset()  # the card is out of the reader: nothing answers
         self._powered = True
         self._inverse = atr[:1] == b"\x3f"
+        with contextlib.suppress(Exception):      # a malformed ATR keeps the last WT
+            parsed = atr_codec.parse(atr)
+            self._wt = work_waiting_seconds(self.opts.baud, parsed.fi, parsed.wi)
         self._in_atr = True
         try:
             self._send(atr)
@@ -376,28 +382,29 @@ class CardLine:
         self._rate = rate_for(self.opts.baud, fi, di)
 
     def _call(self, tpdu: bytes) -> bytes:
-        """Run the card; send NULL bytes every ``null_after`` seconds while it works.
+        """Run the card; send NULL bytes every ``null_after`` seconds while it works (by
+        default every half work waiting time, §10.2, as a real card asks for more time: a
+        durable image write that the disk delays must not look like a dead card).
 
         A card that loses contact (``ConnectionError``, e.g. a pull injected into a virtual
         card) closes the link; any other failure answers 6F00.
         """
         try:
-            if self.opts.null_after is None:
-                answer = self.card.transmit(tpdu)
-            else:
-                future = self._executor.submit(self.card.transmit, tpdu)
-                while True:
+            interval = self.opts.null_after if self.opts.null_after is not None \
+                else self._wt / 2
+            future = self._executor.submit(self.card.transmit, tpdu)
+            while True:
+                try:
+                    answer = future.result(timeout=interval or None)   # 0: a silent card
+                    break
+                except TimeoutError:
                     try:
-                        answer = future.result(timeout=self.opts.null_after)
-                        break
-                    except TimeoutError:
-                        try:
-                            self._send(bytes([NULL_BYTE]))
-                        except _Reset:
-                            # a virtual card cannot be interrupted: let it finish first
-                            with contextlib.suppress(Exception):
-                                future.result()
-                            raise
+                        self._send(bytes([NULL_BYTE]))
+                    except _Reset:
+                        # a virtual card cannot be interrupted: let it finish first
+                        with contextlib.suppress(Exception):
+                            future.result()
+                        raise
         except ConnectionError:
             self._on_remove()
             raise _Closed from None

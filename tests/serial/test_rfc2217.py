@@ -99,9 +99,17 @@ def test_null_bytes_keep_a_slow_card_alive(serve_card: Serve, open_reader: Open)
 def test_slow_card_without_null_bytes_times_out(serve_card: Serve, open_reader: Open) -> None:
     atr = atr_codec.build(bytes(13), (0,), tc2=1)
     card = TinyCard(atr, delay=0.5)
-    conn = open_reader(serve_card(card), latency=0.1)
+    conn = open_reader(serve_card(card, null_after=0), latency=0.1)
     with pytest.raises(ReaderError, match="no character from the card"):
         conn.transmit(C.verify(None))
+
+
+def test_a_served_card_asks_for_time_by_default(serve_card: Serve, open_reader: Open) -> None:
+    # a command slower than WT + the link latency (a durable write on a slow disk): the
+    # card sends NULL bytes every half WT of its own accord, as a real T=0 card does
+    atr = atr_codec.build(bytes(13), (0,), tc2=1)
+    conn = open_reader(serve_card(TinyCard(atr, delay=0.5)), latency=0.1)
+    assert conn.transmit(C.select_ssse()).data == FCI
 
 
 def test_inverse_convention_card(serve_card: Serve, open_reader: Open) -> None:
