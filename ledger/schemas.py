@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -69,7 +70,31 @@ Flag = Literal["0", "1"]
 CertType = Literal["01", "02", "03", "04"]
 Hex = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]*$")]
 Time = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")]
-Date = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\d$")]
+
+
+def _date(v: str) -> str:
+    if v:
+        try:
+            date.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v} is no calendar date (yyyy-MM-dd)") from None
+    return v
+
+
+Date = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\d$"), AfterValidator(_date)]
+"""A calendar date ``yyyy-MM-dd``."""
+OptDate = Annotated[str, StringConstraints(pattern=r"^(\d{4}-\d\d-\d\d)?$"),
+                    AfterValidator(_date)]
+"""A calendar date, or empty (unchanged, unknown)."""
+OptText = Annotated[str, StringConstraints(max_length=100), AfterValidator(_plain)]
+"""One line of text of at most 100 characters, or empty."""
+Naty = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
+"""Ethnic group, the two-digit code of GB/T 3304 (01 Han … 98 foreign origin)."""
+OptNaty = Annotated[str, StringConstraints(pattern=r"^(\d{2})?$")]
+PsnType = Annotated[str, StringConstraints(pattern=r"^\d{2,4}$")]
+"""Personnel type code (11 employed, 21 retired, …)."""
+CertNo = Annotated[str, StringConstraints(pattern=r"^\d{17}[\dXx]$")]
+OptCertNo = Annotated[str, StringConstraints(pattern=r"^(\d{17}[\dXx])?$")]
 
 
 class Strict(BaseModel):
@@ -153,7 +178,7 @@ class Data1101(Strict):
     begntime: str = ""
     psn_cert_type: str = "01"
     certno: str = ""
-    psn_name: str = ""
+    psn_name: OptText = ""
 
 
 class In1101(Strict):
@@ -358,15 +383,15 @@ Bank = Literal["CCB", "ICBC", "ABC", "BOC"]
 
 
 class Data8101(Strict):
-    certno: Annotated[str, StringConstraints(pattern=r"^\d{17}[\dXx]$")]
+    certno: CertNo
     psn_name: Text
     gend: Literal["1", "2"]
-    naty: str = "01"
+    naty: Naty = "01"
     brdy: Date
     insutype: Annotated[str, StringConstraints(pattern=r"^\d{3}$")] = "310"
-    psn_type: str = "11"
+    psn_type: PsnType = "11"
     insuplc_admdvs: Area
-    emp_name: str = ""
+    emp_name: OptText = ""
     bank: Bank
     generation: Literal["2.00", "3.00"] = "3.00"
 
@@ -429,12 +454,12 @@ class In8106(Strict):
 class Data8107(Strict):
     psn_no: Text
     certno: Text
-    psn_name: str = ""
+    psn_name: OptText = ""
     gend: Literal["", "1", "2"] = ""
-    naty: str = ""
-    brdy: str = ""
-    emp_name: str | None = None
-    new_certno: str = ""
+    naty: OptNaty = ""
+    brdy: OptDate = ""
+    emp_name: OptText | None = None
+    new_certno: OptCertNo = ""
 
 
 class In8107(Strict):
@@ -468,15 +493,15 @@ class Data8110(Strict):
     ``psn_no`` of a person the host knows, or the person's data as for 8101."""
 
     psn_no: str = ""
-    certno: Annotated[str, StringConstraints(pattern=r"^(\d{17}[\dXx])?$")] = ""
-    psn_name: str = ""
+    certno: OptCertNo = ""
+    psn_name: OptText = ""
     gend: Literal["", "1", "2"] = ""
-    naty: str = "01"
-    brdy: Annotated[str, StringConstraints(pattern=r"^(\d{4}-\d\d-\d\d)?$")] = ""
+    naty: Naty = "01"
+    brdy: OptDate = ""
     insutype: Annotated[str, StringConstraints(pattern=r"^\d{3}$")] = "310"
-    psn_type: str = "11"
+    psn_type: PsnType = "11"
     insuplc_admdvs: Annotated[str, StringConstraints(pattern=r"^(\d{6})?$")] = ""
-    emp_name: str = ""
+    emp_name: OptText = ""
     card_no: Annotated[str, StringConstraints(pattern=r"^[0-9A-Z]{8}[0-9X]$")]
     card_sn: Annotated[str, StringConstraints(pattern=r"^[0-9A-F]{32}$")]
     pan: Annotated[str, StringConstraints(pattern=r"^\d{16,19}$")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.errors import Refused
+from ledger.errors import BadRequest, Refused
 from ledger.money import parse_yuan
 from ledger.service import HostService
 from tests.ledger.helpers import (
@@ -292,3 +292,37 @@ def test_pins_never_reach_the_books(world: World, host: HostService) -> None:
             out += [repr(r) for r in tx.all(f"SELECT * FROM {t}")]  # type: ignore[attr-defined]
         return "\n".join(out)
     assert "604817" not in host.store.run(dump)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("psn_name", "王\n五", "contains a control character (U+000A)"),
+    ("emp_name", "单位\x1b[2J", "contains a control character (U+001B)"),
+    ("emp_name", "x" * 101, "String should have at most 100 characters"),
+    ("naty", "0\n", "String should match pattern"),
+    ("brdy", "1980-02-30", "1980-02-30 is no calendar date"),
+    ("new_certno", "37080019800101001", "String should match pattern"),
+])
+def test_holder_data_changes_are_checked(world: World, host: HostService, field: str,
+                                         value: str, message: str) -> None:
+    h = world.person("ICBC")
+    before = count_rows(host)
+    with pytest.raises(BadRequest) as caught:
+        world.office.change_holder(h.psn_no, h.certno, **{field: value})
+    assert f"input.data.{field}: {message}" in str(caught.value)
+    assert count_rows(host) == before
+    row = host.store.run(lambda tx: tx.one("SELECT psn_name, naty, brdy, emp_name FROM persons "
+                                           "WHERE psn_no = ?", (h.psn_no,)))
+    assert row is not None and "\n" not in row[0] and row[1] == "01"
+
+
+@pytest.mark.parametrize("field, value", [("emp_name", "a\rb"), ("naty", "Han"),
+                                          ("psn_type", "1\n"), ("brdy", "1980-13-01")])
+def test_issuing_checks_the_holder_data(world: World, host: HostService, field: str,
+                                        value: str) -> None:
+    p = REGISTRY[7]
+    before = count_rows(host)
+    kw = {"certno": p["certno"], "psn_name": p["name"], "gend": p["sex"], "brdy": p["brdy"],
+          "bank": "CCB", field: value}
+    with pytest.raises(BadRequest, match=f"input.data.{field}: "):
+        world.office.issue_card(**kw)
+    assert count_rows(host) == before
