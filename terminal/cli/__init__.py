@@ -74,9 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get("SSCARD_DEBUG") == "1"
     try:
         rc = args.func(args)
-    except KeyboardInterrupt:
-        print("sscard: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:   # Ctrl-C, or SIGTERM where a command stops cleanly
+        from terminal.sim.hostproc import Terminated
+
+        terminated = isinstance(exc, Terminated)
+        print(f"sscard: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
     except CliError as exc:
         if debug:
             raise

@@ -134,7 +134,7 @@ def _check_db(url: str) -> None:
 
 def _city(args: argparse.Namespace) -> int:
     from terminal.sim.city import SimulationError, simulate
-    from terminal.sim.hostproc import ProcessError
+    from terminal.sim.hostproc import ProcessError, Terminated
 
     try:
         report = simulate(terminals=args.terminals, seconds=args.minutes * 60, host=args.host,
@@ -146,8 +146,8 @@ def _city(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n",
                              "utf-8")
-    if report.interrupted:   # Ctrl-C or SIGTERM: the report of what was done, then 130
-        raise KeyboardInterrupt
+    if report.interrupted:   # Ctrl-C or SIGTERM: the report of what was done, then 130/143
+        raise Terminated if report.terminated else KeyboardInterrupt
     return 0
 
 

@@ -55,6 +55,7 @@ from ledger.populate import holder
 from ledger.service import DEFAULT_POLICY_DIR
 from ledger.store.base import safe_url
 from terminal.sim.banktest import BANK_COUNTERS, MAX_WORKERS, SimClient, connect, psn_of, send
+from terminal.sim.hostproc import Terminated
 
 AREA = "370800"
 
@@ -403,6 +404,8 @@ class CityReport:
     stats: Stats
     interrupted: bool = False
     """Ctrl-C or SIGTERM stopped the run early: the report covers what was done."""
+    terminated: bool = False
+    """It was SIGTERM."""
 
     def to_dict(self) -> dict[str, Any]:
         s = self.stats
@@ -491,7 +494,7 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
     mon: threading.Thread | None = None
     done = nproc = 0
     t0 = deadline = time.time()
-    interrupted = False
+    interrupted = terminated = False
     try:   # whatever stops the run (an error, Ctrl-C, SIGTERM): nothing is left behind
         if host is None:
             sites = city_sites()
@@ -566,8 +569,8 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
                     stats.merge(delta)
                 else:
                     done += 1
-        except KeyboardInterrupt:   # the run stops early: report what was done
-            interrupted = True
+        except KeyboardInterrupt as exc:   # the run stops early: report what was done
+            interrupted, terminated = True, isinstance(exc, Terminated)
     finally:
         stop.set()
         if mon and mon.is_alive():
@@ -585,11 +588,11 @@ def simulate(*, terminals: int, seconds: float, host: str | None = None,
             shutil.rmtree(tmp, ignore_errors=True)
     if done < nproc and not stats.latency:
         if interrupted:
-            raise KeyboardInterrupt
+            raise Terminated if terminated else KeyboardInterrupt
         codes = ", ".join(str(p.exitcode) for p in procs)
         raise SimulationError(f"the load-generator processes stopped without results (exit codes "
                            f"{codes}); run with SSCARD_DEBUG=1 for details")
-    return CityReport(terminals, max(elapsed, 1e-9), holders, stats, interrupted)
+    return CityReport(terminals, max(elapsed, 1e-9), holders, stats, interrupted, terminated)
 
 
 def _group_main(spec: dict[str, Any], queue: Any) -> None:

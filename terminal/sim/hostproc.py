@@ -33,12 +33,17 @@ class ProcessError(RuntimeError):
     """A harness process did not start or stop as expected; the message says why."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same clean-up, then exit status 143
+    (128 + SIGTERM) where Ctrl-C gives 130."""
+
+
 def raise_interrupt(signum: int, frame: object) -> None:
     """A SIGTERM handler that stops the main thread as Ctrl-C does, once: a second SIGTERM
     (``timeout`` signals the process and then its whole group) must not cut short the
     clean-up the first one started."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 @contextlib.contextmanager

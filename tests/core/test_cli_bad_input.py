@@ -410,6 +410,7 @@ def test_simulate_cleans_up_after_sigterm(tmp_path: Path) -> None:
     assert _processes_naming(f"{tmp_path}/sscard-simulate-") == []     # the host stopped
     assert list(tmp_path.glob("sscard-simulate-*")) == []              # its files removed
     assert "Traceback" not in err.decode()
+    assert proc.returncode == 143 and err.decode().strip().endswith("sscard: terminated")
 
 
 # --------------------------------------------------------------------------- 7. admit
