@@ -13,7 +13,8 @@ reversible request sends a 2601 reversal for it, resending the same reversal unt
 answers; a non-reversible request is resent with the same msgid. Before a terminal stops it
 resolves whatever is still pending.
 
-The **nemesis** kills the host with SIGKILL at random moments and restarts it; on
+The **nemesis** kills the host with SIGKILL every 0.8–2.5 s, at a moment when some terminal
+has a request under way (so that each kill cuts a request short), and restarts it; on
 PostgreSQL it also crash-stops (``pg_ctl -m immediate``) and restarts the database server
 about every other time — only ever a private cluster this test started itself.
 
@@ -135,12 +136,25 @@ def psn_of(input: dict[str, Any]) -> str:
 # -- history --------------------------------------------------------------------------------
 
 
+IN_FLIGHT: Any = None
+"""A terminal process's share of the requests under way (a ``multiprocessing.Value`` shared
+with the nemesis, which aims its kills at them); ``None`` outside the bank test."""
+
+
 def send(client: HostClient, env: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Send one envelope; ``("ok" | "failed" | "unknown", answer or {"error": …})``."""
+    counter = IN_FLIGHT
+    if counter is not None:
+        with counter.get_lock():
+            counter.value += 1
     try:
         ans = client.transport.send(env, client.timeout)
     except Unavailable as exc:
         return "unknown", {"error": str(exc)}
+    finally:
+        if counter is not None:
+            with counter.get_lock():
+                counter.value -= 1
     return ("ok" if ans.get("infcode") == 0 else "failed"), ans
 
 
@@ -465,9 +479,19 @@ class Terminal:
         self.hist.close()
 
 
-def terminal_main(cfg: dict[str, Any]) -> None:
+def terminal_main(cfg: dict[str, Any], in_flight: Any = None) -> None:
     """Entry point of a terminal process."""
+    global IN_FLIGHT
+    IN_FLIGHT = in_flight
     Terminal(cfg).run()
+
+
+def _await_request(in_flight: Any, within: float) -> None:
+    """Wait (at most ``within`` seconds) until some terminal has a request under way: a kill
+    then cuts one short (an unknown outcome to resolve) rather than falling between two."""
+    end = time.monotonic() + within
+    while in_flight.value == 0 and time.monotonic() < end:
+        time.sleep(0.001)
 
 
 # -- the checker ----------------------------------------------------------------------------
@@ -731,6 +755,7 @@ def run_bank_test(backend: str = "sqlite", *, seconds: float = 20.0, workers: in
         host.start()
         say(f"host up at {host.url}, {holders} holders, {workers} terminals, {seconds:g} s")
         ctx = mp.get_context("spawn")
+        in_flight = ctx.Value("i", 0)
         deadline = time.time() + seconds
         items = _items()
         for w in range(workers):
@@ -739,7 +764,7 @@ def run_bank_test(backend: str = "sqlite", *, seconds: float = 20.0, workers: in
                    "deadline": deadline, "resolve_deadline": deadline + 30, "timeout": 3.0,
                    "min_settlements": -(-min_settlements // workers), "overtime": OVERTIME,
                    "atc_base": int(time.time() * 10)}
-            p = ctx.Process(target=terminal_main, args=(cfg,), daemon=True)
+            p = ctx.Process(target=terminal_main, args=(cfg, in_flight), daemon=True)
             p.start()
             procs.append(p)
         nem_log = (tmp / "nemesis.jsonl").open("a", encoding="utf-8")
@@ -747,6 +772,7 @@ def run_bank_test(backend: str = "sqlite", *, seconds: float = 20.0, workers: in
             time.sleep(rng.uniform(0.8, 2.5))
             if time.time() >= deadline - 0.5:
                 break
+            _await_request(in_flight, 0.5)
             host.kill()
             result.host_kills += 1
             ev: dict[str, Any] = {"t": time.time(), "event": "kill host"}
