@@ -12,9 +12,12 @@ handled, so a replayed request is refused even when the first one failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,7 +28,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.auth import WINDOW, check_headers
+from ledger.auth import WINDOW, check_headers, load_secret
 from ledger.errors import AuthError, HostError
 from ledger.registry import OPS
 from ledger.schemas import Envelope, ResponseEnvelope
@@ -117,12 +120,45 @@ def create_app(service: HostService, *, secret: bytes, require_signature: bool =
     return app
 
 
-def serve(url: str, host: str, port: int, *, secret: bytes, log_level: str = "warning") -> None:
-    """Run the server until interrupted (``sscard host serve``)."""
+def serve(url: str, host: str, port: int, *, secret: bytes, log_level: str = "warning",
+          workers: int = 1, secret_file: str | None = None) -> None:
+    """Run the server until interrupted (``sscard host serve``).
+
+    With ``workers`` > 1, that many server processes share the listening socket (uvicorn's
+    supervisor restarts one that dies); each opens the host on ``url`` itself and reads the
+    secret from ``secret_file`` (or ``$SSCARD_HOST_SECRET_FILE``; the TEST secret without
+    either). Sign-ins, nonces and msgids live in the database, so any process may answer
+    any request of a terminal."""
     import uvicorn
+    if workers > 1:
+        os.environ[_DB_ENV] = url
+        if secret_file:
+            os.environ["SSCARD_HOST_SECRET_FILE"] = os.path.abspath(secret_file)
+        uvicorn.run("ledger.http:worker_app", factory=True, workers=workers, host=host,
+                    port=port, log_level=log_level, access_log=False)
+        return
     service = HostService.open(url)
     app = create_app(service, secret=secret)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
     finally:
         service.close()
+
+
+_DB_ENV = "SSCARD_HOST_WORKER_DB"
+
+
+def worker_app() -> FastAPI:
+    """The application of one of several server processes (:func:`serve` with ``workers``):
+    the host on ``$SSCARD_HOST_WORKER_DB``, closed when the process stops."""
+    service = HostService.open(os.environ[_DB_ENV])
+    app = create_app(service, secret=load_secret())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            service.close()
+    app.router.lifespan_context = lifespan
+    return app

@@ -77,9 +77,11 @@ def _serve(args: argparse.Namespace) -> int:
     if secret == TEST_SECRET:
         print("sscard host: using the TEST host secret (give --secret-file for real use)",
               file=sys.stderr)
+    procs = f", {args.workers} processes" if args.workers > 1 else ""
     print(f"sscard host serving {safe_url(args.db)} on http://{host}:{port}"
-          "/fsi/api/rsfComIfsService/callService (Ctrl-C to stop)", file=sys.stderr)
-    serve(args.db, host, port, secret=secret, log_level=args.log_level)
+          f"/fsi/api/rsfComIfsService/callService{procs} (Ctrl-C to stop)", file=sys.stderr)
+    serve(args.db, host, port, secret=secret, log_level=args.log_level, workers=args.workers,
+          secret_file=args.secret_file)
     return 0
 
 
@@ -210,6 +212,9 @@ def register(sub: Any) -> None:
                    help="host secret file (default: $SSCARD_HOST_SECRET_FILE or the TEST secret)")
     q.add_argument("--log-level", default="warning", choices=LOG_LEVELS,
                    help="uvicorn log level (default %(default)s)")
+    q.add_argument("--workers", type=count(1, 64), default=1, metavar="N",
+                   help="server processes sharing the port (default 1): on PostgreSQL about "
+                        "one per core; on SQLite, writes take turns on the file anyway")
     q.set_defaults(func=_serve)
 
     q = hs.add_parser("populate", help="create N synthetic card holders",

@@ -79,8 +79,9 @@ class HostProcess:
     """``sscard host serve`` as a child process (loopback only)."""
 
     def __init__(self, db_url: str, *, port: int | None = None,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, workers: int = 1) -> None:
         self.db_url = db_url
+        self.workers = workers
         self.port = port or free_port()
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
@@ -97,6 +98,8 @@ class HostProcess:
             return
         cmd = [sys.executable, "-m", "terminal", "host", "serve", "--db", self.db_url,
                "--listen", f"127.0.0.1:{self.port}"]
+        if self.workers > 1:
+            cmd += ["--workers", str(self.workers)]
         if self.log_path is not None:
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log,
@@ -122,11 +125,12 @@ class HostProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        """SIGKILL the server (no shutdown of any kind) and reap it."""
+        """SIGKILL the server and its worker processes (no shutdown of any kind) and reap
+        it."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)   # its own session: workers included
             self.kills += 1
         self.proc.wait(10)
         self.proc = None
