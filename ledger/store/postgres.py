@@ -78,13 +78,31 @@ def _groups(batch: list[_Deferred]) -> list[list[_Deferred]]:
     return out
 
 
-def _combined(group: list[_Deferred]) -> tuple[str, list[Any]]:
+class _GuardFailed(Exception):
+    """A guarded write of a pipelined commit changed no row: nothing was committed."""
+
+
+_GUARD = "sscard-guard-"
+_GUARD_RE = re.compile(_GUARD + r"(\d+)")
+
+
+def _combined(group: list[_Deferred], *, guarded: bool = False) -> tuple[str, list[Any]]:
     """One statement for a run of writes: each a data-modifying ``WITH`` part returning one
-    row per row it changed; the statement answers every part's row count."""
+    row per row it changed; the statement answers every part's row count.
+
+    With ``guarded``, a part that must change exactly one row (a write with a check, such
+    as a guarded balance update) makes the whole statement fail when it did not: its count
+    becomes the cast of ``'sscard-guard-<part>'`` to an integer, which raises (SQLSTATE
+    22P02), so a ``COMMIT`` sent behind the statement never takes effect."""
     parts = [f"w{i} AS ({sql} RETURNING 1)" for i, (sql, _, _) in enumerate(group)]
-    counts = ", ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(group)))
+    cols = []
+    for i, (_, _, check) in enumerate(group):
+        n = f"(SELECT count(*) FROM w{i})"
+        if guarded and check is not None:
+            n = f"CAST(CASE WHEN {n} = 1 THEN '1' ELSE '{_GUARD}{i}' END AS bigint)"
+        cols.append(n)
     params = [v for _, p, _ in group for v in p]
-    return f"WITH {', '.join(parts)} SELECT {counts}", params
+    return f"WITH {', '.join(parts)} SELECT {', '.join(cols)}", params
 
 
 class Wire:
@@ -123,9 +141,12 @@ class Wire:
             conn.wire = cls(conn)
         return conn.wire
 
-    def run(self, sql: str, params: Sequence[Any], *, begin: bool) -> PGresult:
-        """Execute ``sql`` (``%s`` placeholders), after ``BEGIN`` when ``begin``; return its
-        result or raise the server's error as psycopg would."""
+    def run(self, sql: str, params: Sequence[Any], *, begin: bool,
+            commit: bool = False) -> PGresult:
+        """Execute ``sql`` (``%s`` placeholders), after ``BEGIN`` when ``begin`` and followed
+        by ``COMMIT`` in the same round trip when ``commit``; return its result or raise the
+        server's error as psycopg would (a failed statement leaves the transaction aborted
+        and uncommitted)."""
         tx = self.transformer
         dumped = tx.dump_sequence(params, [PyFormat.AUTO] * len(params))
         types = tx.types
@@ -146,6 +167,8 @@ class Wire:
             else:
                 pg.send_query_params(query, dumped, param_types=types,
                                      param_formats=tx.formats)
+            if commit:
+                pg.send_query_params(b"COMMIT", None)
             pg.pipeline_sync()
             results = self._results()
             pg.exit_pipeline_mode()
@@ -166,7 +189,7 @@ class Wire:
                     # again; the store runs the transaction again (retryable)
                     self.names.clear()
                 raise exc
-        return results[-1]
+        return results[-2] if commit else results[-1]
 
     def rows(self, res: PGresult, n: int) -> list[Row]:
         """The first ``n`` rows of ``res``, loaded as psycopg's cursor loads them."""
@@ -239,9 +262,10 @@ class PostgresTx(Tx):
     balance read; the balance update with the journal, settlement and answer inserts;
     ``COMMIT``."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection[Any], *, pipelined: bool = True) -> None:
         self.conn = conn
         self.wire = Wire.for_connection(conn)
+        self.pipelined = pipelined
         self._cur: psycopg.Cursor[Any] | None = None
         self.begun = False
         self.deferred: list[_Deferred] = []
@@ -313,7 +337,10 @@ class PostgresTx(Tx):
         """Send the claim, then the deferred writes (a run of them as one statement)."""
         self.settle_claim()
         batch, self.deferred = self.deferred, []
-        for group in _groups(batch) if batch else ():
+        self._write(_groups(batch) if batch else [])
+
+    def _write(self, groups: list[list[_Deferred]]) -> None:
+        for group in groups:
             if len(group) == 1:
                 sql, params, check = group[0]
                 counts = [self._run(sql, params)[0]]
@@ -325,9 +352,29 @@ class PostgresTx(Tx):
                     check(self)
 
     def commit(self) -> None:
-        self.flush()
-        if self.begun:
-            self._command(b"COMMIT")
+        """Send what is left and commit. Through the wire the last run of deferred writes
+        and ``COMMIT`` share one round trip: the server then makes its checks
+        (:func:`_combined` with ``guarded``), and a failed one raises :class:`_GuardFailed`
+        (nothing committed; the store runs the transaction again with ``pipelined`` off,
+        where the check itself explains the refusal from what the transaction saw)."""
+        self.settle_claim()
+        batch, self.deferred = self.deferred, []
+        groups = _groups(batch) if batch else []
+        if self.wire is None or not groups or not self.pipelined:
+            self._write(groups)
+            if self.begun:
+                self._command(b"COMMIT")
+            return
+        self._write(groups[:-1])
+        last = groups[-1]
+        sql, flat = _combined(last, guarded=True)
+        begin, self.begun = not self.begun, True
+        try:
+            self.wire.run(sql, flat, begin=begin, commit=True)
+        except pgerr.InvalidTextRepresentation as exc:
+            if _GUARD_RE.search(str(exc)) is None:
+                raise
+            raise _GuardFailed() from None
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self.flush()
@@ -543,24 +590,36 @@ class PostgresStore(Store):
 
     def _attempt(self, fn: Callable[[Tx], T], held: frozenset[str]) -> T:
         with self._conn() as conn:
-            tx = PostgresTx(conn)
-            tx.gate, tx.held = self.gate, held
             try:
-                result = fn(tx)
-                tx.commit()
-                return result
-            except _RETRYABLE as exc:
+                return self._once(conn, fn, held, pipelined=True)
+            except _GuardFailed:
+                # refused at the server, at COMMIT: run it again checking each write as it
+                # goes, so that the refusal states what the transaction saw
+                return self._once(conn, fn, held, pipelined=False)
+
+    def _once(self, conn: psycopg.Connection[Any], fn: Callable[[Tx], T],
+              held: frozenset[str], *, pipelined: bool) -> T:
+        tx = PostgresTx(conn, pipelined=pipelined)
+        tx.gate, tx.held = self.gate, held
+        try:
+            result = fn(tx)
+            tx.commit()
+            return result
+        except _GuardFailed:
+            _rollback(conn)
+            raise
+        except _RETRYABLE as exc:
+            _rollback(conn)
+            raise Retry(tx.contended) from exc
+        except psycopg.OperationalError:
+            # the connection broke: drop it (the pool opens a new one)
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            raise Retry() from None
+        except BaseException:
+            if not conn.closed:
                 _rollback(conn)
-                raise Retry(tx.contended) from exc
-            except psycopg.OperationalError:
-                # the connection broke: drop it (the pool opens a new one)
-                with contextlib.suppress(psycopg.Error):
-                    conn.close()
-                raise Retry() from None
-            except BaseException:
-                if not conn.closed:
-                    _rollback(conn)
-                raise
+            raise
 
     def _missing_table(self, exc: Exception) -> bool:
         return isinstance(exc, pgerr.UndefinedTable)

@@ -15,6 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger import books
+from ledger.errors import InsufficientFunds
+from ledger.service import initialize
 from ledger.store import postgres
 from ledger.store.base import Tx
 from ledger.store.postgres import PostgresStore, Wire, _numbered
@@ -181,3 +184,38 @@ def test_placeholders_are_numbered_in_order(pieces: list[str], marks: list[str])
         else:
             want += "%" + p
     assert _numbered(sql) == want.encode()
+
+
+def _entry(eid: str, postings: list[tuple[str, int]]) -> books.Entry:
+    return books.Entry(entry_id=eid, msgid=eid, kind="test", day="2026-11-28",
+                       fixmedins_code="S37080000001", created_at="t", postings=postings)
+
+
+@pytest.mark.postgres
+def test_the_last_writes_and_commit_share_a_round_trip(wire: PostgresStore,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    initialize(wire)
+    wire.run(lambda tx: (books.open_account(tx, books.medical("P1"), "P1"),
+                         books.post(tx, _entry("E1", [(books.contrib("370800"), -1000),
+                                                      (books.medical("P1"), 1000)]))))
+    seen = _round_trips(monkeypatch)
+
+    def pay(eid: str, fen: int) -> Any:
+        def work(tx: Tx) -> Any:
+            bal = books.balance(tx, books.medical("P1"))          # a read, then the writes
+            books.post(tx, _entry(eid, [(books.medical("P1"), -fen),
+                                        (books.clearing("X"), fen)]))
+            return bal
+        return wire.run(work)
+    assert pay("E2", 400) == 1000
+    assert seen == ["statement", "statement"]        # BEGIN + read; writes + COMMIT
+    # a guard that fails at the server commits nothing and is explained by the check
+    seen.clear()
+    with pytest.raises(InsufficientFunds, match=r"holds 6.00 yuan, 6.01 yuan needed"):
+        pay("E3", 601)
+    assert wire.run(lambda tx: books.balance(tx, books.medical("P1"))) == 600
+    assert wire.run(lambda tx: tx.one("SELECT COUNT(*) FROM entries WHERE entry_id = 'E3'")
+                    ) == (0,)
+    assert wire.run(books.verify) == []
+    assert pay("E4", 600) == 600                      # the connection goes on as before
+    assert wire.run(lambda tx: books.balance(tx, books.medical("P1"))) == 0
