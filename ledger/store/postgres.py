@@ -258,9 +258,9 @@ class PostgresTx(Tx):
     writes go out together as one statement (:func:`_combined`) just before the next read,
     or before ``COMMIT``; the msgid claim (whose unique violation means a duplicate) goes
     out with the transaction's first query when no write comes before it. A pharmacy
-    settlement (2102) is three round trips: ``BEGIN`` with the claim and the card, holder and
-    balance read; the balance update with the journal, settlement and answer inserts;
-    ``COMMIT``."""
+    settlement (2102) is two round trips: ``BEGIN`` with the claim and the card, holder and
+    balance read; the balance update with the journal, settlement and answer inserts, and
+    ``COMMIT`` (:meth:`commit`)."""
 
     def __init__(self, conn: psycopg.Connection[Any], *, pipelined: bool = True) -> None:
         self.conn = conn
