@@ -36,10 +36,13 @@ The PostgreSQL back end is written so the same SQL runs on CockroachDB and Yugab
   query, and the writes deferred until the next query or the commit travel as one
   statement of data-modifying ``WITH`` parts whose row counts come back together; a run
   never modifies one table twice unless every part on it is a plain ``INSERT`` (so no row
-  is changed twice in one statement — CockroachDB refuses exactly the other cases). A
-  pharmacy settlement is four statements. Fewer statements rather than pipelining: with
-  many terminals the host is bound by CPU, and a statement costs the Python client more
-  CPU than a round trip costs time.
+  is changed twice in one statement — CockroachDB refuses exactly the other cases). The
+  statements go through libpq's pipeline mode (standard extended-protocol messages sent
+  before their ``Sync``): ``BEGIN`` travels with the first statement and ``COMMIT`` with
+  the last writes, whose guarded balance updates then fail the statement itself (a cast
+  of a marker text to an integer) when they change no row. A pharmacy settlement is two
+  round trips: with many terminals the host is bound by CPU, and each statement and round
+  trip costs the Python client more CPU than it costs time.
 
 What those engines need beyond that:
 
