@@ -147,11 +147,12 @@ class SqliteStore(Store):
 
     def _attempt(self, fn: Callable[[Tx], T], held: frozenset[str]) -> T:
         """Run ``fn`` in a write transaction, committed together with those other threads
-        queued meanwhile (group commit): whoever holds the write lock runs every waiting
-        job in one ``BEGIN IMMEDIATE … COMMIT``, each in its own savepoint, and hands each
-        thread its result or error only after the commit has returned (one fsync for the
-        group). Each job is atomic and runs after the previous one as if alone; a job that
-        fails leaves nothing behind and does not disturb the others."""
+        queued meanwhile (group commit): a thread that finds no group running runs every
+        waiting job, oldest first, in one ``BEGIN IMMEDIATE … COMMIT``, each in its own
+        savepoint, and each thread gets its result or error only after the commit has
+        returned (one fsync for the group). Each job is atomic and runs after the previous
+        one as if alone; a job that fails leaves nothing behind and does not disturb the
+        others."""
         if getattr(self._local, "leading", False):
             raise RuntimeError("a store transaction was started inside another one")
         job: _Job = _Job(fn)
@@ -182,6 +183,9 @@ class SqliteStore(Store):
         return cast(T, job.result)
 
     def _run_group(self, batch: list[_Job]) -> None:
+        """Run ``batch`` in one transaction and set each job's outcome (see :meth:`_attempt`).
+        A job left without one (this thread's connection could not be opened) is run again
+        by its own thread."""
         conn = self._conn()
         lost = False
         try:
