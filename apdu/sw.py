@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from apdu.commands import INS_EXTERNAL_AUTH
 from apdu.errors import ApduError
 
 SW_OK = 0x9000
@@ -152,11 +153,16 @@ def _check16(sw: int) -> None:
         raise ApduError(f"status word out of range: {sw!r}")
 
 
-def describe(sw: int) -> StatusWord:
+def describe(sw: int, ins: int | None = None) -> StatusWord:
     """Name and meaning of ``sw`` (ISO 7816-4 §5.1.3 and spec/card.md §7).
 
     Patterns: ``61xx`` more data, ``63Cx`` wrong PIN with x tries left, ``6Cxx`` wrong Le.
-    Any other value gets a class description from SW1, or a generic one.
+    Any other value gets a class description from SW1, or a generic one. ``ins``, the
+    instruction byte of the command answered, refines what a counter means: after
+    EXTERNAL AUTHENTICATE (``82``) ``63Cx`` and ``6983`` speak of the key, not the PIN.
+
+    >>> describe(0x63C1, ins=0x82).en
+    'external authentication failed, 1 tries left'
 
     >>> describe(0x6110).en
     'more data available, 16 bytes'
@@ -164,6 +170,15 @@ def describe(sw: int) -> StatusWord:
     '9000 success'
     """
     _check16(sw)
+    if ins == INS_EXTERNAL_AUTH:
+        if sw == SW_AUTH_BLOCKED:
+            return StatusWord(sw, "AUTH_BLOCKED", "key blocked: external authentication "
+                              "refused", "密钥已锁定，外部认证被拒绝")
+        if sw & 0xFFF0 == 0x63C0:
+            x = sw & 0x0F
+            return StatusWord(sw, "AUTH_FAILED",
+                              f"external authentication failed, {x} tries left",
+                              f"外部认证失败，还可尝试 {x} 次")
     fixed = _FIXED.get(sw)
     if fixed is not None:
         return StatusWord(sw, *fixed)

@@ -10,8 +10,9 @@
 * :func:`card.issue.issue` with :class:`card.issue.Holder`: issue a card image.
 * :class:`card.faults.FaultPlan` (``card.faults``): power cuts, pulls, delays, forced SWs.
 * :mod:`card.crypto` (spec/card.md §8), :mod:`card.keys` (TEST keys and key names),
-  :mod:`card.image` (load, validate, seal, atomic write), :mod:`card.pboc` (the bank
-  application and the ARQC recipe), :mod:`card.purse` (the DF04 offline purse).
+  :mod:`card.image` (load, validate, seal, atomic write), :mod:`card.pin` and
+  :mod:`card.keyauth` (the tearing-safe PIN and key error counters), :mod:`card.pboc` (the
+  bank application and the ARQC recipe), :mod:`card.purse` (the DF04 offline purse).
 """
 
 from card.cos import VirtualCard

@@ -12,9 +12,9 @@ Behaviour:
   6581 (memory failure) and nothing of the command is kept. The one exception is a
   physical event (:class:`card.errors.CardEvent`, a ``ConnectionError``): a power cut or a
   pull injected by :mod:`card.faults`, or a command sent to an unpowered or removed card.
-* Durability: every durable change (PIN counter, ATC, blocks, file updates, PIN changes)
-  is committed to the image store (atomic write) before the answer is released. After a
-  power cut the card reloads the store on the next ``power_on``.
+* Durability: every durable change (PIN counter, key error counters, ATC, blocks, file
+  updates, PIN changes) is committed to the image store (atomic write) before the answer
+  is released. After a power cut the card reloads the store on the next ``power_on``.
 * Transport: with ``t0=True`` the card speaks T=0 (its ATR announces T=0 only, the real
   one of spec/card.md §2) and answers case-2/4 commands through
   :class:`apdu.t0.T0CardAdapter` (61xx then GET RESPONSE; wrong Le → 6Cxx). With
@@ -31,14 +31,24 @@ the card key named by the file's write condition or the command (PUK, BK, LK ...
 covers ``CLA INS P1 P2 Lc ‖ data`` with Lc counting the 4 MAC bytes. Without a challenge the
 card answers 6984; a wrong MAC answers 9302; each challenge serves one command.
 
-EXTERNAL AUTHENTICATE ``00 82 00 kid``: data ``auth8 ‖ original8`` where ``original8`` must
-be the last challenge (padded with 00 to 8 bytes) and ``auth8 = auth_data(session_key(K,
-previous challenge), original8)``: the terminal fetches two challenges, the first is the
-session factor. A failure answers 6300.
+EXTERNAL AUTHENTICATE ``00 82 00 kid`` (kid 0A = RKSSSE): data ``auth8 ‖ original8`` where
+``original8`` must be the last challenge (padded with 00 to 8 bytes) and ``auth8 =
+auth_data(session_key(K, previous challenge), original8)``: the terminal fetches two
+challenges, the first is the session factor. As ISO 7816-4 allows ("the card may record
+unsuccessful authentications"), each key has a durable error counter (:mod:`card.keyauth`;
+``policy.key_max_tries``, default 3), decremented and committed before the cryptogram is
+compared: a wrong one answers 63Cx (x tries left; 63C0 when this try blocks the key), a
+right one 9000 and restores the counter. A blocked key answers 6983 (spec/card.md §7) to
+every EXTERNAL AUTHENTICATE, right cryptogram or not, so the files it guards (EF06 of a
+3.00 card, EF07, EF08) stay unreadable (6982); nothing on the card unblocks it
+(spec/card.md §5 defines no such command). Checked in this order: P1 ≠ 00 6A86, data not
+16 bytes 6700, unknown key 6A88, blocked 6983, fewer than two challenges 6984 (a blocked
+key or an evaluation consumes the challenges).
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 from collections.abc import Callable
@@ -50,7 +60,7 @@ from apdu.command import CommandApdu
 from apdu.errors import ApduError
 from apdu.response import ResponseApdu
 from apdu.t0 import T0CardAdapter
-from card import crypto, pboc, pin, purse
+from card import crypto, keyauth, pboc, pin, purse
 from card.errors import (
     CardError,
     CardEvent,
@@ -62,7 +72,7 @@ from card.errors import (
 from card.faults import FaultPlan
 from card.fs import DedicatedFile, ElementaryFile
 from card.image import CardImage, FileStore, MemoryStore, Store
-from card.keys import KEY_BY_ID
+from card.keys import KEY_BY_ID, USAGE_READ
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +362,8 @@ class VirtualCard:
         if condition == "pin":
             return self.pin_name() in self.verified
         if condition.startswith("key:"):
-            return condition[4:] in self.authenticated
+            name = condition[4:]
+            return name in self.authenticated and self.image.key_tries_left(name) > 0
         return False
 
     def _ef_for(self, sfi: int) -> ElementaryFile | Answer:
@@ -607,26 +618,36 @@ class VirtualCard:
         return crypto.auth_data(session, cmd.data[8:16], alg), SW_OK
 
     def cmd_external_authenticate(self, cmd: CommandApdu) -> Answer:
+        """EXTERNAL AUTHENTICATE with a key error counter (module docstring, card.keyauth)."""
         if cmd.p1:
             return sw(0x6A86)
         if len(cmd.data) != 16:
             return sw(0x6700)
-        name = KEY_BY_ID.get((0x02, cmd.p2))
+        name = KEY_BY_ID.get((USAGE_READ, cmd.p2))
         key = self.card_key(name) if name else None
         if name is None or key is None:
             return sw(0x6A88)
+        if self.image.key_tries_left(name) == 0:
+            self.challenges = []
+            self.authenticated.discard(name)
+            return sw(keyauth.SW_BLOCKED)
         if len(self.challenges) < 2:
             return sw(0x6984)
         factor, last = self.challenges
         self.challenges = []
+        self.authenticated.discard(name)
         alg = self.image.algorithm
-        original = cmd.data[8:]
-        expected = crypto.auth_data(crypto.session_key(key, factor, alg), original, alg)
-        if original != last.ljust(8, b"\x00")[:8] or expected != cmd.data[:8]:
-            self.authenticated.discard(name)
-            return sw(0x6300)
-        self.authenticated.add(name)
-        return sw(SW_OK)
+        auth, original = cmd.data[:8], cmd.data[8:]
+
+        def matches() -> bool:
+            expected = crypto.auth_data(crypto.session_key(key, factor, alg), original, alg)
+            return (original == last.ljust(8, b"\x00")[:8]
+                    and hmac.compare_digest(expected, auth))
+
+        if keyauth.evaluate(self.image, name, matches, self.commit, self.step):
+            self.authenticated.add(name)
+            return sw(SW_OK)
+        return sw(keyauth.tries_sw(self.image.key_tries_left(name)))
 
     def _session_for_mac(self, key_name: str) -> bytes | Answer:
         key = self.card_key(key_name)

@@ -3,8 +3,9 @@
 A :class:`FaultPlan` is attached to a :class:`card.cos.VirtualCard` (``card.faults``):
 
 * ``power_cut_at(step)``: cut power at a checkpoint. ``step`` is either a checkpoint name
-  (``"pin.decremented"``, ``"commit.write"``; see :data:`CHECKPOINTS`) or an integer, the
-  index of the checkpoint hit counted from the moment the plan was armed (0 = the first).
+  (``"pin.decremented"``, ``"key.decremented"``, ``"commit.write"``; see :data:`CHECKPOINTS`)
+  or an integer, the index of the checkpoint hit counted from the moment the plan was armed
+  (0 = the first).
   The card raises :class:`card.errors.PowerCut` from ``transmit``; what it had committed stays.
 * ``pull_at(command_index, step=None)``: the card is pulled out during the command with that
   index (0 = the next command). Without ``step`` the command completes inside the card
@@ -35,6 +36,10 @@ CHECKPOINTS = (
     "pin.decremented",
     "pin.compared",
     "pin.restored",
+    "key.before_decrement",
+    "key.decremented",
+    "key.compared",
+    "key.restored",
     "command.done",
 )
 

@@ -9,15 +9,22 @@ Document shape (schema 1), every binary value as upper-case hex::
                 bank, area_code, card_number, card_id_code, generation, algorithm, issue_date,
                 expiry_date, pan, psn, category
     atr         the answer-to-reset announced (T=0 variant; see card.os)
-    policy      pin_policy shared|separate, pin_max_tries, activated
+    policy      pin_policy shared|separate, pin_max_tries, activated, key_max_tries
+                (error limit of each EXTERNAL AUTHENTICATE key, 1..15, default 3)
     pins        {"ssse": PIN, "bank": PIN (separate only)}; PIN = salt, hash
                 (SHA-256 of salt ‖ PIN digits), length, tries_left, initial
     keys        card keys diversified to level 3 (card.keys)
-    counters    atc (bank application transaction counter)
+    counters    atc (bank application transaction counter), key_tries_left {key: tries
+                left} for each EXTERNAL AUTHENTICATE key (card.keys.EXTERNAL_AUTH_KEYS,
+                today RKSSSE; 0 = blocked, see card.keyauth)
     purse       offline purse counters and the last transaction proof (card.purse)
     state       card_blocked, blocked_apps
     files       the MF tree (card.fs)
     integrity   {"algorithm": "sha256", "sections": {section: digest}}
+
+Images written before the key error counters existed lack ``policy.key_max_tries`` and
+``counters.key_tries_left``: they load with the default limit and full counters, and the
+card's next durable write adds both (same schema; the seal covers whatever is present).
 
 The integrity seal holds a SHA-256 of every other top-level section in canonical JSON
 (sorted keys, no spaces, UTF-8): a section edited by hand is refused with its name.
@@ -50,9 +57,13 @@ from apdu.errors import ApduError
 from card import crypto
 from card.errors import ImageError, IssueError
 from card.fs import DedicatedFile, node_from_doc
+from card.keys import EXTERNAL_AUTH_KEYS
 
 SCHEMA = 1
 CARD_FORMAT = "sscard-card"
+KEY_MAX_TRIES = 3
+"""Default error limit of an EXTERNAL AUTHENTICATE key (policy.key_max_tries): spec/card.md
+names none for keys, so the PIN's default of §1 is used."""
 PIN_POLICIES = ("shared", "separate")
 GENERATIONS = ("1.00", "2.00", "2.01", "3.00")
 BANKS = {
@@ -350,6 +361,9 @@ class CardImage:
     mf: DedicatedFile
     test_keys: bool = True
     purse: dict[str, Any] = field(default_factory=lambda: dict(PURSE_DEFAULT))
+    key_max_tries: int = KEY_MAX_TRIES
+    key_tries: dict[str, int] = field(default_factory=dict)
+    """Tries left of each EXTERNAL AUTHENTICATE key the card holds (0 = blocked)."""
 
     @property
     def algorithm(self) -> int:
@@ -370,6 +384,10 @@ class CardImage:
             return self.pins["bank"]
         return self.pins["ssse"]
 
+    def key_tries_left(self, name: str) -> int:
+        """Tries left of the EXTERNAL AUTHENTICATE key ``name`` (full when never counted)."""
+        return self.key_tries.get(name, self.key_max_tries)
+
     def to_doc(self) -> dict[str, Any]:
         return {
             "format": CARD_FORMAT,
@@ -381,10 +399,11 @@ class CardImage:
                 "pin_policy": self.pin_policy,
                 "pin_max_tries": self.pin_max_tries,
                 "activated": self.activated,
+                "key_max_tries": self.key_max_tries,
             },
             "pins": {k: v.to_doc() for k, v in self.pins.items()},
             "keys": {k: v.hex().upper() for k, v in sorted(self.keys.items())},
-            "counters": {"atc": self.atc},
+            "counters": {"atc": self.atc, "key_tries_left": dict(sorted(self.key_tries.items()))},
             "state": {"card_blocked": self.card_blocked, "blocked_apps": list(self.blocked_apps)},
             "purse": {k: copy.deepcopy(v) for k, v in self.purse.items() if v is not None},
             "files": self.mf.to_doc(),
@@ -450,9 +469,34 @@ class CardImage:
         mf = node_from_doc(doc.get("files"), "files")
         if not isinstance(mf, DedicatedFile) or mf.fid != 0x3F00:
             raise ImageError("files", "the root must be the MF (df, fid 3F00)")
+        key_max = policy.get("key_max_tries", KEY_MAX_TRIES)
+        if not _is_int(key_max) or not 1 <= key_max <= 15:
+            raise ImageError("policy.key_max_tries", "must be an integer 1..15")
+        key_tries = _key_tries(counters.get("key_tries_left", {}), keys, key_max)
         purse = _purse(doc.get("purse", PURSE_DEFAULT))
         return cls(identity, atr, pin_policy, max_tries, activated, pins, keys, atc,
-                   card_blocked, blocked_apps, mf, test_keys, purse)
+                   card_blocked, blocked_apps, mf, test_keys, purse, key_max, key_tries)
+
+
+def _key_tries(value: Any, keys: dict[str, bytes], max_tries: int) -> dict[str, int]:
+    """``counters.key_tries_left``: each EXTERNAL AUTHENTICATE key the card holds, with
+    ``max_tries`` for a key not listed (an image written before the counters existed)."""
+    where = "counters.key_tries_left"
+    if not isinstance(value, dict):
+        raise ImageError(where, "must be an object {key name: tries left}")
+    for name in value:
+        if name not in EXTERNAL_AUTH_KEYS or name not in keys:
+            raise ImageError(f"{where}.{name}", "not an EXTERNAL AUTHENTICATE key of this card "
+                             f"({', '.join(k for k in EXTERNAL_AUTH_KEYS if k in keys)})")
+    out: dict[str, int] = {}
+    for name in EXTERNAL_AUTH_KEYS:
+        if name not in keys:
+            continue
+        tries = value.get(name, max_tries)
+        if not _is_int(tries) or not 0 <= tries <= max_tries:
+            raise ImageError(f"{where}.{name}", f"must be between 0 and {max_tries}")
+        out[name] = tries
+    return out
 
 
 PURSE_DEFAULT: dict[str, Any] = {"offline_seq": 0, "online_seq": 0, "last": None}

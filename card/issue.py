@@ -45,6 +45,7 @@ from card import keys, pboc
 from card.errors import IssueError
 from card.image import (
     BANKS,
+    KEY_MAX_TRIES,
     CardImage,
     PinRecord,
     atomic_write,
@@ -346,7 +347,8 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
           issue_date: dt.date | None = None, registry: IssuerRegistry | None = None,
           pin: str | None = None, locked: bool = False, card_number: str | None = None,
           card_id_code: str | None = None, pan: str | None = None, pan_seq: int | None = None,
-          photo: bytes | None = None, register: bool = True) -> Issued:
+          photo: bytes | None = None, register: bool = True,
+          key_max_tries: int = KEY_MAX_TRIES) -> Issued:
     """Issue a card image. ``algorithm`` defaults to SM4 for 3.00 and 3DES before.
 
     ``pin`` overrides the initial PIN (fixtures); ``locked`` issues it with the PIN blocked.
@@ -355,7 +357,8 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
     ``registry``, used as given; any left out is allocated as usual. ``photo`` (JPEG, at most
     4096 bytes) replaces the generated portrait (a replacement keeps the holder's photo).
     ``register=False`` leaves recording the card in ``registry`` to the caller, who does it
-    once the image is written (:meth:`IssuerRegistry.record`).
+    once the image is written (:meth:`IssuerRegistry.record`). ``key_max_tries`` is the
+    error limit of each EXTERNAL AUTHENTICATE key (RKSSSE), issued with full counters.
     """
     ssn, birth, sex = _validate_holder(holder)
     bank = bank.upper()
@@ -372,6 +375,8 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
         raise IssueError("PIN policy must be shared or separate")
     if not 1 <= pin_max_tries <= 15:
         raise IssueError("pin_max_tries must be 1..15")
+    if not 1 <= key_max_tries <= 15:
+        raise IssueError("key_max_tries must be 1..15")
     today = issue_date or dt.date.today()
     expiry = today.replace(year=today.year + 10)
 
@@ -519,10 +524,12 @@ def issue(holder: Holder, *, bank: str, area: str = DEFAULT_AREA, generation: st
         },
         "atr": atr.hex().upper(),
         "policy": {"pin_policy": pin_policy, "pin_max_tries": pin_max_tries,
-                   "activated": activated},
+                   "activated": activated, "key_max_tries": key_max_tries},
         "pins": pins,
         "keys": {k: v.hex().upper() for k, v in sorted(card_keys.items())},
-        "counters": {"atc": 0},
+        "counters": {"atc": 0, "key_tries_left": {
+            name: key_max_tries for name in sorted(keys.EXTERNAL_AUTH_KEYS)
+            if name in card_keys}},
         "state": {"card_blocked": False, "blocked_apps": []},
         "purse": {"offline_seq": 0, "online_seq": 0},
         "files": mf,

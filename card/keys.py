@@ -59,6 +59,14 @@ KEY_IDS: dict[str, tuple[int, int]] = {
 }
 KEY_BY_ID: dict[tuple[int, int], str] = {v: k for k, v in KEY_IDS.items()}
 
+#: The usage of read keys: the keys a terminal proves it holds with EXTERNAL AUTHENTICATE
+#: ``00 82 00 kid`` (spec/card.md §5; the card looks the key up as ``(USAGE_READ, kid)``).
+USAGE_READ = 0x02
+
+#: Keys with an error counter in the card image (card.image, card.keyauth): every key that
+#: EXTERNAL AUTHENTICATE can name.
+EXTERNAL_AUTH_KEYS = tuple(name for name, (usage, _) in KEY_IDS.items() if usage == USAGE_READ)
+
 #: Keys a card holds, diversified to level 3 with the ATR factor.
 CARD_KEYS = ("IRK", "RKSSSE", "PUK", "BPUK", "UKSSSE", "UK1DF04", "BK", "LK", "DPK", "DTK",
              "DLK")

@@ -10,7 +10,10 @@ the national interface and return ``(code, text)`` with 0 or a negative code.
 Card authenticity is part of reading a card: with a PSAM, :meth:`CardDriver.read_card_basics`
 runs INTERNAL AUTHENTICATE and lets the PSAM check the card's answer; a card whose keys are
 wrong is refused with −21. Reading the holder file of a 3.00 card needs the RKSSSE external
-authentication (spec/card.md §1), hence a PSAM (−2201 without one).
+authentication (spec/card.md §1), hence a PSAM (−2201 without one). The card counts failed
+external authentications per key (ISO 7816-4): a refused cryptogram answers 63Cx
+(:class:`KeyAuthFailed`, x tries left) and a blocked key 6983 (:class:`KeyBlocked`), both
+returned as the status-word driver code of spec/card.md §10 (63C2 → −25538, 6983 → −27011).
 """
 
 from __future__ import annotations
@@ -89,6 +92,37 @@ class PinLocked(CardStatusError):
     def __init__(self, sw: int = 0x6983) -> None:
         super().__init__("PIN locked: the holder must have it reset at a social security or "
                          "bank counter with their ID card / 密码已锁定", sw, -52)
+
+
+class KeyAuthFailed(CardStatusError):
+    """EXTERNAL AUTHENTICATE refused the PSAM's cryptogram (63Cx, spec/card.md §7): the
+    card's error counter of ``key`` dropped to ``tries_left`` (> 0). Driver code −SW1SW2."""
+
+    def __init__(self, key: str, sw: int, tries_left: int) -> None:
+        super().__init__(
+            f"external authentication with {key} failed: the card refused the PSAM's "
+            f"cryptogram ({sw:04X}), {tries_left} tries left before the card blocks {key}; the "
+            f"PSAM's {key} does not fit this card: check the PSAM before trying again / "
+            f"外部认证失败，{key} 密钥还可尝试 {tries_left} 次", sw)
+        self.key = key
+        self.tries_left = tries_left
+
+
+class KeyBlocked(CardStatusError):
+    """The card's ``key`` is blocked after too many failed external authentications (6983,
+    or 63C0 on the try that blocked it; spec/card.md §7): the files it guards (EF06 of a 3.00
+    card, fingerprint EF07, photo EF08) cannot be read any more. No command of the standard
+    unblocks a key: the holder needs a new card from the issuer. Driver code −SW1SW2
+    (6983 → −27011)."""
+
+    def __init__(self, key: str, sw: int = 0x6983) -> None:
+        now = " by this failed try" if sw != 0x6983 else ""
+        super().__init__(
+            f"{key} blocked{now} ({sw:04X}): the card refuses external authentication with "
+            f"{key} after too many failures, so its holder data, fingerprint and photo cannot "
+            "be read; the holder must have the card replaced by the issuer / "
+            f"{key} 密钥已锁定，无法读取持卡人信息，请到发卡机构换卡", sw)
+        self.key = key
 
 
 class PinFormatError(ReaderError):
@@ -297,8 +331,7 @@ class CardDriver:
         rsp = self._send(self.user, commands.external_authenticate(
             KID_RKSSSE, auth[:8], c2.ljust(8, b"\x00")[:8]), what)
         if rsp.sw != 0x9000:
-            raise CardRefused(f"{what}: card answered {describe(rsp.sw)}; the PSAM's RKSSSE "
-                              "does not fit this card", -21)
+            raise _external_auth_error("RKSSSE", rsp.sw, what)
 
     # -- reading ------------------------------------------------------------------------------
     def read_card_basics(self) -> CardBasics:
@@ -503,6 +536,18 @@ class CardDriver:
         template = CommandApdu(0x04, commands.INS_UPDATE_RECORD, tag, 0x00, record)
         mac = self._cipher(CIPHER_MAC, commands.mac_input(template), what)[:4]
         self._card(commands.update_record(tag, record, mac=mac), what)
+
+
+def _external_auth_error(key: str, sw: int, what: str) -> ReaderError:
+    """The error for EXTERNAL AUTHENTICATE with ``key`` answering ``sw`` (not 9000):
+    63Cx → :class:`KeyAuthFailed`, 63C0/6983 → :class:`KeyBlocked` (spec/card.md §7), any
+    other answer a refusal (−21)."""
+    if sw == 0x6983 or sw == 0x63C0:
+        return KeyBlocked(key, sw)
+    if sw & 0xFFF0 == 0x63C0:
+        return KeyAuthFailed(key, sw, sw & 0x0F)
+    return CardRefused(f"{what}: card answered {describe(sw)}; the PSAM's {key} does not fit "
+                       "this card", -21)
 
 
 def _trim_image(data: bytes) -> bytes:

@@ -316,6 +316,7 @@ class TraceWriter(ExchangeObserver):
             self._stream = out
             self._owns = False
         self._channels = dict(channels or {})
+        self._ins: dict[str, int] = {}   # the last command's INS per reader, for its answer
         self._clock = clock
         self._start = clock()
         self._lock = threading.Lock()
@@ -339,13 +340,16 @@ class TraceWriter(ExchangeObserver):
 
     def on_command(self, reader: str, tpdu: bytes) -> None:
         self.records += 1
+        if len(tpdu) >= 2:
+            self._ins[reader] = tpdu[1]
         self._write(f"{self._prefix(reader)}>> {masked_hex(tpdu)} ; {command_name(tpdu)}")
 
     def on_response(self, reader: str, tpdu: bytes, response: bytes, seconds: float) -> None:
         self.records += 1
         note = ""
         if len(response) >= 2:
-            note = f" ; {describe(int.from_bytes(response[-2:], 'big'))}"
+            sw = int.from_bytes(response[-2:], "big")
+            note = f" ; {describe(sw, self._ins.get(reader))}"
         self._write(f"{self._prefix(reader)}<< {response.hex().upper()}{note} ; "
                     f"{seconds * 1000:.2f} ms")
 

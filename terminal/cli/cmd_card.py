@@ -89,8 +89,9 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser(
         "show", help="print a decoded card or PSAM image",
-        description="Decode a card image: holder, card data, PIN state (PIN masked), keys "
-                    "(masked), counters, blocks and the file tree.",
+        description="Decode a card image: holder, card data, PIN state (PIN masked), the "
+                    "external-authentication tries of each read key, keys (masked), "
+                    "counters, blocks and the file tree.",
         epilog="examples:\n  sscard card show fixtures/cards/zhang-san.json\n"
                "  sscard card show fixtures/cards/psam-370800.json --json\n",
         formatter_class=FMT)
@@ -222,10 +223,13 @@ def describe_card(img: CardImage) -> dict[str, Any]:
         "identity": ident,
         "atr": img.atr.hex().upper(),
         "policy": {"pin_policy": img.pin_policy, "pin_max_tries": img.pin_max_tries,
-                   "activated": img.activated},
+                   "activated": img.activated, "key_max_tries": img.key_max_tries},
         "pins": {name: {"pin": "*" * rec.length, "tries_left": rec.tries_left,
                         "blocked": rec.tries_left == 0, "initial": rec.initial}
                  for name, rec in img.pins.items()},
+        "key_tries": {name: {"tries_left": img.key_tries_left(name),
+                             "blocked": img.key_tries_left(name) == 0}
+                      for name in sorted(img.key_tries)},
         "keys": {name: _mask_key(k) for name, k in sorted(img.keys.items())},
         "counters": {"atc": img.atc},
         "state": {"card_blocked": img.card_blocked, "blocked_apps": img.blocked_apps},
@@ -295,6 +299,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         state = "BLOCKED" if pin["blocked"] else f"{pin['tries_left']} tries left"
         initial = "  (initial PIN)" if pin["initial"] else ""
         lines.append(f"PIN {name:<7} {pin['pin']}  {state}{initial}")
+    for name, key in info["key_tries"].items():
+        state = ("BLOCKED (a new card from the issuer is needed)" if key["blocked"]
+                 else f"{key['tries_left']} of {info['policy']['key_max_tries']} tries left")
+        lines.append(f"key {name:<7} external authentication: {state}")
     lines.append(f"keys        {', '.join(info['keys'])} (masked"
                  f"{', TEST keys' if info['test_keys'] else ''})")
     lines.append(f"ATC         {info['counters']['atc']}")

@@ -370,7 +370,7 @@ def cmd_apdu(args: argparse.Namespace) -> int:
                 raise _fail(exc) from None
             if body:
                 print(f"< {_hex(body)}")
-            print(f"< {sw:04X}  {describe(sw).en}")
+            print(f"< {sw:04X}  {describe(sw, data[1] if len(data) >= 2 else None).en}")
             if sw != 0x9000 and sw >> 8 != 0x61:
                 failures += 1
     return 0 if not failures else 3

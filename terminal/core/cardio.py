@@ -56,6 +56,7 @@ from terminal.core.ports import (
     CardError,
     CardFault,
     CardInfo,
+    CardKeyBlocked,
     CardNotGenuine,
     CardRemovedError,
     CardUnsupported,
@@ -127,6 +128,10 @@ def port_error(exc: ReaderError, *, write: bool = False) -> CardError:
         return PinLocked()
     if isinstance(exc, facade.NoPsam):
         return NoPsam(str(exc))
+    if isinstance(exc, facade.KeyBlocked):
+        return CardKeyBlocked(exc.key, str(exc))
+    if isinstance(exc, facade.KeyAuthFailed):  # the card and the PSAM disagree on the key
+        return CardNotGenuine(str(exc))
     if isinstance(exc, facade.PinFormatError):
         return PinRuleBroken(str(exc))
     if isinstance(exc, CardRefused) and exc.driver_code == -21:

@@ -30,6 +30,7 @@ from terminal.core.ports import (
     CardBlocked,
     CardError,
     CardInfo,
+    CardKeyBlocked,
     CardNotGenuine,
     CardPort,
     CardRemovedError,
@@ -82,6 +83,12 @@ def card_failure(exc: CardError, *, charged: bool = False, doing: str = "") -> F
             FailureKind.CARD_STATUS,
             f"the card is blocked ({exc.message}){nothing}: the holder must go to the issuing "
             "bank's counter", exc.driver_code, charged)
+    if isinstance(exc, CardKeyBlocked):
+        return Failure(
+            FailureKind.CARD_STATUS,
+            f"the card's read key {exc.key} is blocked after too many failed authentications"
+            f"{nothing}: the holder data on the card can no longer be read; the holder must "
+            "apply for a replacement card at the service counter", exc.driver_code, charged)
     if isinstance(exc, CardNotGenuine):
         return Failure(
             FailureKind.CARD_NOT_GENUINE,

@@ -98,6 +98,18 @@ class CardBlocked(CardError):
     driver_code = -27393
 
 
+class CardKeyBlocked(CardError):
+    """A card key is blocked after too many failed external authentications (status 6983,
+    spec/card.md §7, driver code −27011): the files it guards (the holder file EF06 of a 3.00
+    card, the photo) cannot be read; only a replacement card helps. ``key`` names it."""
+
+    driver_code = -27011
+
+    def __init__(self, key: str, message: str = "") -> None:
+        super().__init__(message or f"the card's key {key} is blocked")
+        self.key = key
+
+
 class CardUnsupported(CardError):
     """The card lacks the function (no bank application, no EF08 log…)."""
 

@@ -135,7 +135,7 @@ class Exchange:
 
     @property
     def sw_text(self) -> str:
-        meaning = describe(self.sw)
+        meaning = describe(self.sw, self.command[1] if len(self.command) >= 2 else None)
         return f"{self.sw:04X} {meaning.en} ({meaning.zh})"
 
     @property
@@ -310,10 +310,13 @@ class TraceLine:
 class _TraceObserver(ExchangeObserver):
     def __init__(self, bench: Workbench) -> None:
         self.bench = bench
+        self._ins: dict[str, int] = {}   # the last command's INS per reader, for its answer
 
     def on_command(self, reader: str, tpdu: bytes) -> None:
         shown = tpdu
         note = ""
+        if len(tpdu) >= 2:
+            self._ins[reader] = tpdu[1]
         try:
             command = CommandApdu.from_bytes(tpdu)
             shown = cmds.mask_secrets(command)
@@ -324,7 +327,8 @@ class _TraceObserver(ExchangeObserver):
 
     def on_response(self, reader: str, tpdu: bytes, response: bytes, seconds: float) -> None:
         sw = int.from_bytes(response[-2:], "big") if len(response) >= 2 else 0
-        note = f"{describe(sw).en}  {seconds * 1000:.1f} ms" if len(response) >= 2 else ""
+        note = (f"{describe(sw, self._ins.get(reader)).en}  {seconds * 1000:.1f} ms"
+                if len(response) >= 2 else "")
         self.bench._emit(TraceLine(time.time(), reader, "<<", response, note))
 
     def on_event(self, reader: str, what: str, data: bytes = b"") -> None:

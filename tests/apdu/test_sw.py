@@ -112,3 +112,18 @@ def test_driver_message_decodes_status_codes() -> None:
 @given(st.integers(0x1000, 0xFFFF).filter(lambda v: v != 0x9000))
 def test_driver_code_round_trip(code: int) -> None:
     assert sw.sw_from_driver_code(sw.driver_code(code)) == code
+
+
+@given(st.integers(0, 15))
+def test_a_counter_after_external_authenticate_speaks_of_the_key(x: int) -> None:
+    code = sw.sw_pin_tries(x)
+    key = sw.describe(code, ins=0x82)
+    assert key.name == "AUTH_FAILED" and "PIN" not in key.en
+    assert f"external authentication failed, {x} tries left" == key.en
+    assert sw.describe(code, ins=0x20).name == "WRONG_PIN"      # VERIFY keeps the PIN text
+
+
+def test_6983_after_external_authenticate_is_a_blocked_key() -> None:
+    assert "key blocked" in sw.describe(0x6983, ins=0x82).en
+    assert "PIN" in sw.describe(0x6983).en
+    assert sw.describe(0x9000, ins=0x82) == sw.describe(0x9000)

@@ -7,14 +7,22 @@ from pathlib import Path
 
 import pytest
 
+from card.cos import VirtualCard
+from card.image import read_document
+from card.psam import VirtualPsam
+from reader import facade
+from reader.virtual import VirtualTransport
 from terminal.core.adapters import LedgerHost, PolicyCatalogue, Timed, institution_name
-from terminal.core.cardio import parse_record, status_error
+from terminal.core.cardio import ReaderCard, parse_record, port_error, status_error
 from terminal.core.checkout import Checkout, CheckoutState, run_checkout
+from terminal.core.common import card_failure
 from terminal.core.machine import FailureKind
 from terminal.core.model import TerminalConfig
 from terminal.core.ports import (
     CardBlocked,
     CardFault,
+    CardKeyBlocked,
+    CardNotGenuine,
     HostTimeout,
     HostUnreachable,
     PinLocked,
@@ -95,3 +103,32 @@ def test_lost_host_answers_map_to_port_errors(tmp_path: Path) -> None:
 def test_connect_to_a_dead_http_host_is_unreachable() -> None:
     with pytest.raises(HostUnreachable):
         LedgerHost.connect("http://127.0.0.1:9", institution_code="P37080000001", timeout=1)
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "cards"
+
+
+def test_a_blocked_read_key_is_a_clear_failure() -> None:
+    """spec/card.md §7: 6983 from EXTERNAL AUTHENTICATE is a blocked key, not a PIN lock."""
+    err = port_error(facade.KeyBlocked("RKSSSE"))
+    assert isinstance(err, CardKeyBlocked) and err.key == "RKSSSE"
+    assert err.driver_code == -27011
+    failure = card_failure(err, doing="reading the card")
+    assert failure.kind is FailureKind.CARD_STATUS and failure.driver_code == -27011
+    assert "read key RKSSSE is blocked" in failure.message
+    assert "replacement card" in failure.message and "nothing was charged" in failure.message
+    assert "PIN" not in failure.message
+    # a refused cryptogram with tries left: the card and the PSAM disagree on the key
+    assert isinstance(port_error(facade.KeyAuthFailed("RKSSSE", 0x63C1, 1)), CardNotGenuine)
+
+
+def test_reading_a_card_with_a_blocked_read_key() -> None:
+    doc = read_document(FIXTURES / "zhang-san.json")
+    doc["counters"]["key_tries_left"] = {"RKSSSE": 0}
+    psam = VirtualPsam.from_doc(read_document(FIXTURES / "psam-370800.json"))
+    transport = VirtualTransport.with_cards(VirtualCard.from_doc(doc), psam)
+    card = ReaderCard.in_reader(transport, "Virtual Card 0", transport.connect("Virtual PSAM 0"))
+    with pytest.raises(CardKeyBlocked) as info:
+        card.read_basics()
+    assert "RKSSSE blocked" in info.value.message and info.value.driver_code == -27011
+    card.close()

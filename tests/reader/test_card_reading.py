@@ -27,6 +27,8 @@ from reader.echo import EchoCard
 from reader.errors import CardRefused, CardStatusError, ReaderError
 from reader.facade import (
     CardDriver,
+    KeyAuthFailed,
+    KeyBlocked,
     PinFormatError,
     PinLocked,
     PinWrong,
@@ -159,12 +161,50 @@ def test_card_with_wrong_keys_is_refused_as_not_genuine(rig: Rig) -> None:
     assert not d.authenticated
 
 
-def test_wrong_read_key_refuses_the_holder_file(rig: Rig) -> None:
-    def forge(doc: dict[str, Any]) -> None:
-        doc["keys"]["RKSSSE"] = "11" * (len(doc["keys"]["RKSSSE"]) // 2)
+def _forge_rkssse(doc: dict[str, Any]) -> None:
+    doc["keys"]["RKSSSE"] = "11" * (len(doc["keys"]["RKSSSE"]) // 2)
 
-    code, text = iReadCardBas(rig.driver(rig.card("zhang-san", forge)))
-    assert code == -21 and "RKSSSE" in text
+
+def _block_rkssse(doc: dict[str, Any]) -> None:
+    doc["counters"]["key_tries_left"] = {"RKSSSE": 0}
+
+
+def test_wrong_read_key_refuses_the_holder_file(rig: Rig) -> None:
+    code, text = iReadCardBas(rig.driver(rig.card("zhang-san", _forge_rkssse)))
+    assert code == -0x63C2 == -25538  # the card status word (spec/card.md §10)
+    assert "RKSSSE" in text and "2 tries left" in text
+
+
+def test_a_wrong_read_key_counts_down_then_blocks(rig: Rig) -> None:
+    """Each refused cryptogram costs the card's RKSSSE a try (63Cx); the try that reaches 0
+    blocks it (63C0), and from then on the card answers 6983 (spec/card.md §7)."""
+    d = rig.driver(rig.card("zhang-san", _forge_rkssse))
+    for left in (2, 1):
+        with pytest.raises(KeyAuthFailed) as failed:
+            d.read_card_basics()
+        assert (failed.value.key, failed.value.tries_left) == ("RKSSSE", left)
+        assert failed.value.driver_code == -(0x63C0 | left)
+        assert f"{left} tries left" in str(failed.value)
+    with pytest.raises(KeyBlocked) as blocked:
+        d.read_card_basics()
+    assert blocked.value.sw == 0x63C0 and "RKSSSE blocked by this failed try" in str(
+        blocked.value)
+    code, text = iReadCardBas(d)
+    assert code == -27011
+    assert text.startswith("RKSSSE blocked (6983)") and "replaced" in text
+    assert "Traceback" not in text
+
+
+def test_a_blocked_read_key_keeps_the_holder_file_and_photo_shut(rig: Rig) -> None:
+    code, text = iReadCardBas(rig.driver(rig.card("zhang-san", _block_rkssse)))
+    assert code == -27011 and "RKSSSE blocked" in text
+    # a 2.00 card's holder file is free; its photo needs RKSSSE
+    d = rig.driver(rig.card("wang-wu", _block_rkssse))
+    assert iReadCardBas(d)[0] == 0
+    assert d.read_holder(photo=False).name == "王五"
+    with pytest.raises(KeyBlocked) as info:
+        d.read_holder(photo=True)
+    assert info.value.driver_code == -27011 and info.value.key == "RKSSSE"
 
 
 def test_without_psam(rig: Rig) -> None:
