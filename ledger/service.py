@@ -335,9 +335,9 @@ class HostService:
 
 def initialize(store: Store, policy_dir: str | Path | None = None) -> dict[str, Any]:
     """``sscard host init``: run the migrations, load the area policies and institutions,
-    open the area and institution accounts. Safe to run again (it updates the policies)."""
+    open the area and institution accounts, all in one transaction (a failure half way
+    leaves the database as it was). Safe to run again (it updates the policies)."""
     policies = load_policies(policy_dir or DEFAULT_POLICY_DIR)   # first: a bad one changes nothing
-    applied = store.migrate()
 
     def load(tx: Tx) -> None:
         for pol in policies.values():
@@ -363,7 +363,7 @@ def initialize(store: Store, policy_dir: str | Path | None = None) -> dict[str, 
         tx.execute("INSERT INTO settings (key, value) VALUES ('old_card_transition', 'open') "
                    "ON CONFLICT (key) DO NOTHING")
 
-    store.run(load)
+    applied = store.migrate(then=load)     # one transaction: a failure leaves nothing
     return {"migrations": applied, "areas": sorted(policies),
             "institutions": sum(len(p.institutions) for p in policies.values())}
 

@@ -178,8 +178,9 @@ class Store(ABC):
         ``held`` are the contended keys this thread holds in :attr:`gate`."""
 
     @abstractmethod
-    def script(self, sql: str) -> None:
-        """Run a multi-statement DDL script in its own transaction."""
+    def script(self, sql: str, then: Callable[[Tx], None] | None = None) -> None:
+        """Run a multi-statement DDL script in its own transaction, and ``then`` (if given)
+        in the same transaction after it: both take effect, or neither."""
 
     @abstractmethod
     def close(self) -> None:
@@ -236,17 +237,24 @@ class Store(ABC):
             return int(row[0]) if row and row[0] is not None else 0
         return self.run(q)
 
-    def migrate(self) -> list[int]:
-        """Apply every migration newer than the schema; return the versions applied."""
+    def migrate(self, then: Callable[[Tx], None] | None = None) -> list[int]:
+        """Apply every migration newer than the schema, all in one transaction, with
+        ``then`` (if given) at its end: all of it takes effect, or nothing (``sscard host
+        init`` loads the policies so). Return the versions applied."""
         have = self.schema_version()
         applied: list[int] = []
+        parts: list[str] = []
         for version, name, sql in available_migrations(self.dialect):
             if version <= have:
                 continue
             now = datetime.now(UTC).isoformat()
-            self.script(sql + f"\nINSERT INTO schema_version (version, name, applied_at) "
-                              f"VALUES ({version}, '{name}', '{now}');\n")
+            parts.append(sql + f"\nINSERT INTO schema_version (version, name, applied_at) "
+                               f"VALUES ({version}, '{name}', '{now}');\n")
             applied.append(version)
+        if parts:
+            self.script("\n".join(parts), then)
+        elif then is not None:
+            self.run(then)
         return applied
 
     def require_schema(self) -> None:

@@ -624,9 +624,17 @@ class PostgresStore(Store):
     def _missing_table(self, exc: Exception) -> bool:
         return isinstance(exc, pgerr.UndefinedTable)
 
-    def script(self, sql: str) -> None:
+    def script(self, sql: str, then: Callable[[Tx], None] | None = None) -> None:
         with self._conn() as conn, conn.transaction():
             conn.execute(sql.encode())
+            if then is not None:
+                # in the transaction psycopg opened: statements through its cursor (which
+                # forgets what it prepared if the transaction rolls back)
+                tx = PostgresTx(conn, pipelined=False)
+                tx.wire = None
+                tx.begun = True
+                then(tx)
+                tx.flush()
 
     def drop_schema(self) -> None:
         """Drop this store's schema (tests only)."""

@@ -255,14 +255,16 @@ class SqliteStore(Store):
     def _missing_table(self, exc: Exception) -> bool:
         return isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
 
-    def script(self, sql: str) -> None:
-        """Run a migration in one transaction with foreign keys off, so that it may rebuild
-        a table (SQLite's ALTER TABLE procedure); their integrity is checked before the
-        commit."""
+    def script(self, sql: str, then: Callable[[Tx], None] | None = None) -> None:
+        """Run a migration (and ``then``) in one transaction with foreign keys off, so that
+        it may rebuild a table (SQLite's ALTER TABLE procedure); their integrity is checked
+        before the commit."""
         conn = self._conn()
         conn.execute("PRAGMA foreign_keys=OFF")
         try:
             conn.executescript("BEGIN IMMEDIATE;\n" + sql)
+            if then is not None:
+                then(SqliteTx(conn))
             bad = conn.execute("PRAGMA foreign_key_check").fetchall()
             if bad:
                 conn.execute("ROLLBACK")

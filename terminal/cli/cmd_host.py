@@ -190,8 +190,9 @@ def register(sub: Any) -> None:
 
     q = hs.add_parser("init", help="create or migrate the database, load area policies",
                       description="Run the versioned schema migrations and load the area "
-                                  "policies (catalogue, ratios, fees, banks, institutions). "
-                                  "Safe to run again.",
+                                  "policies (catalogue, ratios, fees, banks, institutions), "
+                                  "all in one transaction: a failure half way changes "
+                                  "nothing. Safe to run again.",
                       epilog="example:\n  sscard host init --db sqlite:///var/host.db\n"
                              "  sscard host init --db postgresql://postgres@127.0.0.1/test",
                       formatter_class=fmt)

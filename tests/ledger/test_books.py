@@ -33,6 +33,32 @@ def test_migrations_are_versioned_and_idempotent(store: Store) -> None:
     assert store.schema_version() == max(out["migrations"])
 
 
+
+def test_a_failure_half_way_through_init_leaves_the_database_as_it_was(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migrations and the policies' load are one transaction: the database fails (here:
+    an error raised from the fifth account opened) after the tables were created and some
+    rows written, and nothing of it stays; init run again completes."""
+    real = books.open_account
+    opened: list[str] = []
+
+    def failing(tx: Tx, account_id: str, owner: str) -> None:
+        real(tx, account_id, owner)
+        opened.append(account_id)
+        if len(opened) == 5:
+            raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(books, "open_account", failing)
+    with pytest.raises(ConnectionError):
+        initialize(store)
+    assert len(opened) == 5
+    assert store.schema_version() == 0
+    monkeypatch.setattr(books, "open_account", real)
+    out = initialize(store)
+    assert out["migrations"] == [v for v, _, _ in available_migrations(store.dialect)]
+    n = store.run(lambda tx: tx.one("SELECT COUNT(*) FROM policies"))
+    assert n is not None and int(n[0]) == len(out["areas"]) > 0
+
 def test_journal_is_append_only(store: Store) -> None:
     _setup(store)
     for sql in ("UPDATE postings SET amount = 5 WHERE entry_id = 'E1'",
