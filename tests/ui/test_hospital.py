@@ -34,7 +34,8 @@ async def admit(pilot: Any, app: SscardApp) -> str:
     await pilot.press("f6")
     await wait_text(pilot, "张三", "370802198001011235", "1980-01-01", "male 男")
     await pilot.press("f8")
-    await wait_text(pilot, "admitted")
+    # the flow's own "admitted: …" may show before the screen has filled in the stay
+    await wait_text(pilot, "admitted 已登记")
     stay = app.screen.query_one("#stay", Input).value
     assert stay
     return stay

@@ -40,7 +40,7 @@ async def admit_and_bill(pilot: Any, app: SscardApp, name: str) -> str:
     await pilot.press("f6")
     await wait_text(pilot, name, "Compare the patient")
     await pilot.press("f8")
-    await wait_text(pilot, "admitted")
+    await wait_text(pilot, "admitted 已登记")      # the screen's note, set with the stay
     stay = app.screen.query_one("#stay", Input).value
     await pilot.press("f2")
     await type_text(pilot, "2*amxl")
