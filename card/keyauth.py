@@ -25,13 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from card.image import CardImage
+from card.pin import SW_BLOCKED, tries_sw
 
-SW_BLOCKED = 0x6983
-
-
-def tries_sw(tries_left: int) -> int:
-    """63Cx with x tries left (x ≤ 15)."""
-    return 0x63C0 | min(tries_left, 15)
+__all__ = ["SW_BLOCKED", "evaluate", "tries_sw"]
 
 
 def evaluate(
